@@ -1,0 +1,174 @@
+"""Audio I/O and basic transforms.
+
+File I/O uses soundfile (libsndfile); resampling uses torchaudio. Shape glossary: B batch, C channels,
+S samples. Waveforms are float32 in [-1, 1] (integer PCM is scaled on load).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import AudioError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".opus")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Header information of an audio file, without reading the samples."""
+    import soundfile as sf
+
+    path = str(path)
+    _check_file(path)
+    try:
+        i = sf.info(path)
+    except Exception as e:  # soundfile raises RuntimeError / LibsndfileError
+        raise AudioError(f"cannot read audio file {path!r}: {e}. Is it a supported audio format "
+                         f"({', '.join(AUDIO_EXTENSIONS)})?") from None
+    return AudioInfo(path, int(i.samplerate), int(i.channels), int(i.frames))
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise AudioError(f"audio file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise AudioError(f"{path!r} is a directory, expected an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"audio file {path!r} is empty (0 bytes)")
+
+
+def load(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False,
+         start: float = 0.0, duration: float | None = None) -> tuple[torch.Tensor, int]:
+    """Read an audio file as float32 ``[C, S]``.
+
+    ``sample_rate`` resamples (None keeps the file's rate); ``mono`` averages channels to ``[1, S]``;
+    ``start``/``duration`` (seconds) read a segment without loading the whole file.
+    Returns ``(wav, sample_rate)``. Raises :class:`AudioError` for unreadable, empty or non-finite audio.
+    """
+    import soundfile as sf
+
+    path = str(path)
+    meta = info(path)
+    first = int(round(start * meta.sample_rate))
+    count = -1 if duration is None else int(round(duration * meta.sample_rate))
+    try:
+        data, sr = sf.read(path, start=first, frames=count, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"cannot decode audio file {path!r}: {e}") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"audio file {path!r} contains no samples"
+                         + (f" after {start:.3f} s" if first else ""))
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))
+    check_finite(wav, f"audio file {path!r}")
+    if mono:
+        wav = wav.mean(0, keepdim=True)
+    if sample_rate is not None and sample_rate != sr:
+        wav = resample(wav, sr, sample_rate)
+        sr = sample_rate
+    return wav, int(sr)
+
+
+def save(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int,
+         subtype: str = "FLOAT") -> None:
+    """Write ``wav`` ``[C, S]`` (or ``[S]``) to ``path`` atomically (temporary file, then rename).
+
+    ``subtype`` is a soundfile subtype: "FLOAT" (default, lossless for float32), "PCM_16", "PCM_24".
+    """
+    import soundfile as sf
+
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().float().numpy()
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 1:
+        wav = wav[None]
+    if wav.ndim != 2:
+        raise AudioError(f"save expects [C, S] or [S] audio, got shape {tuple(wav.shape)}")
+    if not np.isfinite(wav).all():
+        raise AudioError(f"refusing to write non-finite samples to {str(path)!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fmt = (path.suffix.lstrip(".") or "wav").upper()
+    try:
+        sf.write(str(tmp), wav.T, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def check_finite(wav: torch.Tensor, what: str = "audio") -> None:
+    """Raise :class:`AudioError` if ``wav`` holds NaN or Inf."""
+    if not torch.isfinite(wav).all():
+        bad = (~torch.isfinite(wav)).sum().item()
+        raise AudioError(f"{what} contains {bad} NaN/Inf sample(s); clean or re-export the audio")
+
+
+def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Resample along the last axis (any leading shape) with torchaudio's sinc interpolation."""
+    if orig_sr <= 0 or new_sr <= 0:
+        raise AudioError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
+    if orig_sr == new_sr:
+        return wav
+    import torchaudio.functional as AF
+
+    g = math.gcd(int(orig_sr), int(new_sr))
+    return AF.resample(wav, int(orig_sr) // g, int(new_sr) // g)
+
+
+def to_mono(wav: torch.Tensor) -> torch.Tensor:
+    """``[C, S]`` → ``[S]`` and ``[B, C, S]`` → ``[B, S]`` by averaging channels; ``[S]`` unchanged."""
+    if wav.dim() == 1:
+        return wav
+    if wav.dim() == 2:
+        return wav.mean(0)
+    if wav.dim() == 3:
+        return wav.mean(1)
+    raise AudioError(f"expected audio of shape [S], [C, S] or [B, C, S], got {tuple(wav.shape)}")
+
+
+def convert_channels(wav: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert ``[..., C, S]`` to ``channels`` channels: average to mono, repeat mono, or drop extras
+    after downmixing (C > channels > 1 keeps the mean in every channel)."""
+    c = wav.shape[-2]
+    if c == channels:
+        return wav
+    if channels == 1:
+        return wav.mean(-2, keepdim=True)
+    if c == 1:
+        return wav.expand(*wav.shape[:-2], channels, wav.shape[-1]).contiguous()
+    mean = wav.mean(-2, keepdim=True)
+    return mean.expand(*wav.shape[:-2], channels, wav.shape[-1]).contiguous()
+
+
+def list_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (walked recursively, sorted) into a list of audio files."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise AudioError(f"folder {str(p)!r} contains no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise AudioError(f"input {str(p)!r} does not exist")
+    return out

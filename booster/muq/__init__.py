@@ -1,0 +1,5 @@
+"""The frozen MuQ backbone: config, mel front end, conv subsampling, conformer, loading, extraction."""
+from .config import SAMPLE_RATE, MuQConfig
+from .model import MuQ, MuQOutput
+
+__all__ = ["MuQ", "MuQConfig", "MuQOutput", "SAMPLE_RATE"]

@@ -1,0 +1,85 @@
+"""Res2d convolutional subsampling: mel ``[B, F, T_mel]`` → ``[B, T, D]`` at 25 Hz.
+
+Parameter names follow the official ``Conv2dSubsampling`` (``conv.{0,1}.conv{1,2,3}``, ``bn{1,2,3}``,
+``linear``). In eval mode the forward pass folds each BatchNorm into its convolution and runs the two
+convolutions that read the same input with the same stride (``conv1`` and the residual ``conv3``) as
+one convolution with twice the output channels; the arithmetic is the same up to float rounding.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``bn(conv(x))`` as a single convolution (eval-mode statistics)."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    bias = (bias - bn.running_mean) * scale + bn.bias
+    return weight, bias
+
+
+class Res2dModule(nn.Module):
+    def __init__(self, idim: int, odim: int, stride=(2, 2)):
+        super().__init__()
+        self.stride = tuple(stride)
+        self.conv1 = nn.Conv2d(idim, odim, 3, padding=1, stride=stride)
+        self.bn1 = nn.BatchNorm2d(odim)
+        self.conv2 = nn.Conv2d(odim, odim, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(odim)
+        self.relu = nn.ReLU()
+        self.diff = idim != odim or stride[0] > 1
+        if self.diff:
+            self.conv3 = nn.Conv2d(idim, odim, 3, padding=1, stride=stride)
+            self.bn3 = nn.BatchNorm2d(odim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+            res = self.bn3(self.conv3(x)) if self.diff else x
+            return self.relu(res + out)
+        return self._forward_folded(x)
+
+    def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
+        w1, b1 = fold_bn(self.conv1, self.bn1)
+        w2, b2 = fold_bn(self.conv2, self.bn2)
+        odim = w1.shape[0]
+        if self.diff:
+            w3, b3 = fold_bn(self.conv3, self.bn3)
+            both = F.conv2d(x, torch.cat([w1, w3]).to(x.dtype), torch.cat([b1, b3]).to(x.dtype),
+                            stride=self.stride, padding=1)
+            h, res = both[:, :odim], both[:, odim:]
+        else:
+            h, res = F.conv2d(x, w1.to(x.dtype), b1.to(x.dtype), stride=self.stride, padding=1), x
+        h = F.conv2d(torch.relu(h), w2.to(x.dtype), b2.to(x.dtype), padding=1)
+        return torch.relu(res + h)
+
+
+class Conv2dSubsampling(nn.Module):
+    """``[B, F, T_mel]`` → ``[B, T, D]`` with ``T = ceil(ceil(T_mel / s0) / s1)`` (frequency /4)."""
+
+    def __init__(self, idim: int, hdim: int, odim: int, strides=(2, 2), n_bands: int = 128):
+        super().__init__()
+        self.conv = nn.Sequential(
+            Res2dModule(idim, hdim, (2, strides[0])),
+            Res2dModule(hdim, hdim, (2, strides[1])),
+        )
+        self.linear = nn.Linear(hdim * n_bands // 4, odim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)  # [B, 1, F, T_mel]
+        x = self.conv(x)  # [B, C, F/4, T]
+        b, c, f, t = x.shape
+        x = x.permute(0, 3, 1, 2).reshape(b, t, c * f)
+        return self.linear(x)
+
+
+def subsampled_length(n_mel: int, strides=(2, 2)) -> int:
+    """Frames out of :class:`Conv2dSubsampling` for ``n_mel`` input frames (k=3, pad=1 per stride)."""
+    n = n_mel
+    for s in strides:
+        n = (n - 1) // s + 1
+    return n

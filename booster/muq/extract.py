@@ -1,0 +1,172 @@
+"""Feature extraction for arbitrary audio: any shape, sample rate and length.
+
+Long inputs are processed in overlapping windows so that memory stays bounded:
+
+* ``window`` seconds (default 30 s, MuQ's training clip length) and ``overlap`` seconds (default 5 s)
+  are rounded to whole output frames (40 ms = 960 samples at 24 kHz), so every window starts on the
+  global frame grid and its frame ``t`` *is* global frame ``start / 960 + t``.
+* Inputs no longer than one window run in a single pass (bit-identical to ``muq(wav)``).
+* Otherwise windows start every ``window - overlap`` seconds; the last window is moved back to end at
+  the last sample, so the frame count is exactly the single-pass count
+  ``ceil(ceil((S // 240) / 2) / 2)``.
+* Where two windows overlap, their features are cross-faded linearly (weights sum to 1), so no frame
+  comes from a window edge at full weight and there is no seam.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+
+from ..audio import check_finite, resample
+from ..errors import AudioError, ConfigError
+from ..features import Features
+from .config import SAMPLE_RATE
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def as_batch_mono(wav, sample_rate: int) -> torch.Tensor:
+    """``[S]``, ``[C, S]`` or ``[B, C, S]`` (tensor or array, float or integer PCM) → float32 ``[B, S]``
+    mono at 24 kHz. Raises :class:`AudioError` on NaN/Inf, empty input or a bad shape."""
+    if isinstance(wav, np.ndarray):
+        wav = torch.from_numpy(np.ascontiguousarray(wav))
+    if not isinstance(wav, torch.Tensor):
+        raise AudioError(f"expected a waveform tensor or numpy array, got {type(wav).__name__}")
+    if wav.dtype in (torch.int16, torch.int32, torch.int8, torch.uint8):
+        scale = {torch.int16: 2 ** 15, torch.int32: 2 ** 31, torch.int8: 2 ** 7, torch.uint8: 2 ** 7}[wav.dtype]
+        wav = (wav.float() - (128 if wav.dtype == torch.uint8 else 0)) / scale
+    elif not wav.is_floating_point():
+        raise AudioError(f"unsupported sample dtype {wav.dtype}")
+    wav = wav.float()
+    if wav.dim() == 1:
+        wav = wav[None]
+    elif wav.dim() == 2:
+        wav = wav.mean(0, keepdim=True)
+    elif wav.dim() == 3:
+        wav = wav.mean(1)
+    else:
+        raise AudioError(f"expected audio of shape [S], [C, S] or [B, C, S], got {tuple(wav.shape)}")
+    if wav.shape[-1] == 0:
+        raise AudioError("audio is empty (0 samples)")
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    check_finite(wav, "input audio")
+    return resample(wav, int(sample_rate), SAMPLE_RATE)
+
+
+def resolve_layers(layers, depth: int) -> tuple[int, ...]:
+    if layers is None:
+        return tuple(range(depth + 1))
+    if isinstance(layers, int):
+        layers = (layers,)
+    if isinstance(layers, str):
+        layers = [int(x) for x in layers.replace(" ", "").split(",") if x]
+    layers = tuple(int(i) for i in layers)
+    if not layers:
+        raise ConfigError("layers must name at least one hidden-state index")
+    bad = [i for i in layers if not 0 <= i <= depth]
+    if bad:
+        raise ConfigError(f"layers {bad} out of range: this MuQ has hidden states 0..{depth} "
+                          f"(0 = conv front end, {depth} = final layer after LayerNorm)")
+    return layers
+
+
+def window_plan(num_samples: int, window: int, overlap: int, unit: int) -> list[tuple[int, int]]:
+    """Sample ranges ``[(start, end)]`` of the windows covering ``num_samples``; starts are multiples
+    of ``unit``; the last window ends at ``num_samples``."""
+    if num_samples <= window:
+        return [(0, num_samples)]
+    hop = window - overlap
+    plan, start = [], 0
+    while start + window < num_samples:
+        plan.append((start, start + window))
+        start += hop
+    last = max(0, math.ceil((num_samples - window) / unit) * unit)
+    plan.append((last, num_samples))
+    return plan
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def extract_features(muq, wav, sample_rate: int = SAMPLE_RATE, layers=None, *, window: float = 30.0,
+                     overlap: float = 5.0, precision: str = "fp32", window_batch: int = 1,
+                     progress: bool = False) -> Features:
+    """Hidden states of ``muq`` for ``wav``. Returns :class:`Features` with ``hidden`` ``[B, L, T, D]``
+    (float32). ``precision="bf16"`` runs the encoder under bfloat16 autocast (the mel front end stays
+    float32). Clips shorter than ``muq.min_samples`` at 24 kHz (≈43 ms) raise :class:`AudioError`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    layers = resolve_layers(layers, muq.num_layers)
+    device = next(muq.parameters()).device
+    x = as_batch_mono(wav, sample_rate).to(device)
+    b, s = x.shape
+    if s < muq.min_samples:
+        raise AudioError(f"audio too short: {s} samples at 24 kHz ({s / SAMPLE_RATE * 1000:.1f} ms); MuQ needs "
+                         f"at least {muq.min_samples} samples (~{muq.min_samples / SAMPLE_RATE * 1000:.0f} ms, "
+                         "one 25 Hz frame plus the STFT padding). Pad the clip if it is intentionally short.")
+    unit = muq.samples_per_frame
+    win = max(unit, round(window * SAMPLE_RATE / unit) * unit)
+    ov = round(overlap * SAMPLE_RATE / unit) * unit
+    if not 0 <= ov < win:
+        raise ConfigError(f"overlap ({overlap} s) must be >= 0 and shorter than window ({window} s)")
+    upto = max(layers)
+    total = muq.num_frames(s)
+    plan = window_plan(s, win, ov, unit)
+
+    with torch.inference_mode(), _autocast(precision, device):
+        if len(plan) == 1:
+            hs = muq.encode(x, upto=upto, keep=set(layers))
+            hidden = torch.stack([hs[i].float() for i in layers], dim=1)
+            return Features(hidden, layers, muq.frame_rate)
+
+        out = torch.zeros(b, len(layers), total, muq.hidden_size, dtype=torch.float32, device=device)
+        wsum = torch.zeros(total, dtype=torch.float32, device=device)
+        bars = _progress(len(plan) * b, progress)
+        spans = [(st // unit, st // unit + muq.num_frames(en - st)) for st, en in plan]
+        for k, ((st, en), (a, z)) in enumerate(zip(plan, spans)):
+            left = spans[k - 1][1] - a if k > 0 else 0       # frames shared with the previous window
+            right = z - spans[k + 1][0] if k + 1 < len(plan) else 0
+            w = _crossfade(z - a, left, right, device)
+            for i0 in range(0, b, window_batch):
+                hs = muq.encode(x[i0:i0 + window_batch, st:en], upto=upto, keep=set(layers))
+                h = torch.stack([hs[i].float() for i in layers], dim=1)  # [b', L, t, D]
+                out[i0:i0 + window_batch, :, a:z] += h * w[:, None]
+                bars.update(h.shape[0])
+            wsum[a:z] += w
+        bars.close()
+        assert torch.all(wsum > 0), "window plan left frames uncovered"
+        out /= wsum[:, None]
+    return Features(out, layers, muq.frame_rate)
+
+
+def _crossfade(n: int, left: int, right: int, device) -> torch.Tensor:
+    """Per-frame weight of a window: linear ramps over the frames shared with each neighbour."""
+    t = torch.arange(n, dtype=torch.float32, device=device) + 0.5
+    w = torch.ones(n, dtype=torch.float32, device=device)
+    if left > 0:
+        w = torch.minimum(w, t / left)
+    if right > 0:
+        w = torch.minimum(w, (n - t) / right)
+    return w
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="MuQ windows", unit="win", leave=False)

@@ -1,0 +1,172 @@
+"""The frozen MuQ audio encoder: official numerics, chunked extraction, checkpoint loading."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..features import Features
+from .config import SAMPLE_RATE, MuQConfig
+from .conformer import ConformerEncoder
+from .conv import Conv2dSubsampling, subsampled_length
+from .frontend import MelFrontend
+
+
+@dataclass
+class MuQOutput:
+    """``last_hidden_state`` ``[B, T, D]``; ``hidden_states``: tuple of depth+1 ``[B, T, D]`` or None."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class MuQ(nn.Module):
+    """MuQ audio encoder (tencent-ailab, arXiv 2501.01108) with the official parameter names.
+
+    ``muq(wav)`` takes ``[B, S]`` mono 24 kHz audio like the official package; :meth:`extract` takes
+    any shape, sample rate and length. Build with :meth:`from_pretrained` or :meth:`debug`.
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, config: MuQConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = MuQConfig.large()
+        if isinstance(config, dict):
+            config = MuQConfig.from_dict(config)
+        self.config = config.validate()
+        self.frontend = MelFrontend(config)
+        self.conv = Conv2dSubsampling(1, config.conv_dim, config.encoder_dim, strides=config.time_strides,
+                                      n_bands=config.n_mels)
+        self.conformer = ConformerEncoder(config)
+        self.name = "muq-custom"
+        self._fingerprint: str | None = None
+        self.eval()
+
+    # ---- the backbone contract (probed once by adapters) ------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """Conformer depth; valid hidden-state indices are ``0..num_layers``."""
+        return self.config.encoder_depth
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.encoder_dim
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.config.samples_per_frame
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest 24 kHz input accepted: one 25 Hz frame, and more than the STFT's reflect padding."""
+        return max(self.samples_per_frame, 2048 // 2 + 1)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for ``num_samples`` samples at 24 kHz: ``ceil(ceil((S // 240) / 2) / 2)``."""
+        return subsampled_length(num_samples // self.config.hop_length, self.config.time_strides)
+
+    def frame_times(self, num_frames: int) -> torch.Tensor:
+        """Centre time in seconds of each output frame. Frame ``t`` covers mel frames ``4t .. 4t+3``
+        (centres ``0.04 t`` to ``0.04 t + 0.03`` s); we report its nominal start ``t / frame_rate``."""
+        return torch.arange(num_frames, dtype=torch.float64) / self.frame_rate
+
+    @property
+    def identity(self) -> dict:
+        """What identifies the features this backbone produces (used in caches and adapter files)."""
+        return {"name": self.name, "architecture": self.config.architecture(),
+                "fingerprint": self.fingerprint}
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (first 16 hex digits) over the encoder's parameters, buffers and mel statistics."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(repr((self.config.mel_mean, self.config.mel_std, self.config.architecture())).encode())
+            for k, v in sorted(self.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+                         if v.dim() else v.detach().cpu().reshape(1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def train(self, mode: bool = True):
+        # Frozen backbone: BatchNorm statistics must never update, whatever the parent module does.
+        return super().train(False)
+
+    # ---- forward -----------------------------------------------------------------------------
+    def encode(self, wav: torch.Tensor, upto: int | None = None, keep=None,
+               attention_mask: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        """``wav`` ``[B, S]`` 24 kHz → ``{hidden index: [B, T, D]}`` up to index ``upto``."""
+        mel = self.frontend(wav)
+        x = self.conv(mel)
+        frame_mask = None
+        if attention_mask is not None:  # same down-sampling of the sample mask as the official code
+            attention_mask = attention_mask.bool()
+            skip = int(attention_mask.shape[-1] / x.shape[1])
+            frame_mask = attention_mask[:, ::skip][:, :x.shape[1]]
+        return self.conformer(x, upto=upto, keep=keep, frame_mask=frame_mask)
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = True) -> MuQOutput:
+        """Official interface: ``x`` ``[B, S]`` mono at 24 kHz → :class:`MuQOutput`."""
+        if x.dim() != 2:
+            from ..errors import AudioError
+            raise AudioError(f"MuQ.forward expects [B, S] mono 24 kHz audio, got shape {tuple(x.shape)}; "
+                             "use MuQ.extract for other shapes and sample rates")
+        hs = self.encode(x, attention_mask=attention_mask)
+        states = tuple(hs[i] for i in range(self.num_layers + 1))
+        return MuQOutput(states[-1], states if output_hidden_states else None)
+
+    def extract(self, wav, sample_rate: int = SAMPLE_RATE, layers=None, *, window: float = 30.0,
+                overlap: float = 5.0, precision: str = "fp32", window_batch: int = 1,
+                progress: bool = False) -> Features:
+        """Features of arbitrary audio; see :func:`booster.muq.extract.extract_features`."""
+        from .extract import extract_features
+        return extract_features(self, wav, sample_rate, layers, window=window, overlap=overlap,
+                                precision=precision, window_batch=window_batch, progress=progress)
+
+    # ---- construction --------------------------------------------------------------------------
+    @classmethod
+    def debug(cls, seed: int = 0, depth: int = 12) -> "MuQ":
+        """Tiny MuQ (D=32, 12 layers, official front end) with deterministic random weights."""
+        gen = torch.Generator().manual_seed(seed)
+        model = cls(MuQConfig.debug(depth=depth))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("bias"):
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+                elif p.dim() == 1:  # norm scales
+                    p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+                else:
+                    fan_in = p[0].numel()
+                    p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+            for name, b in model.named_buffers():
+                if name.endswith("running_mean"):
+                    b.copy_(0.1 * torch.randn(b.shape, generator=gen))
+                elif name.endswith("running_var"):
+                    b.copy_(1.0 + 0.2 * torch.rand(b.shape, generator=gen))
+        model.name = f"muq-debug-seed{seed}"
+        model.requires_grad_(False)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, src: str | os.PathLike, *, revision: str | None = None,
+                        cache_dir: str | None = None, verify_sha256: bool = True) -> "MuQ":
+        """Load a checkpoint: a local directory in the official layout (config.json + model.safetensors
+        or pytorch_model.bin) or a hub id such as ``OpenMuQ/MuQ-large-msd-iter``."""
+        from .loading import load_pretrained
+        return load_pretrained(cls, src, revision=revision, cache_dir=cache_dir, verify_sha256=verify_sha256)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` + ``model.safetensors`` in the official layout (``model.`` prefix)."""
+        from .loading import save_pretrained
+        save_pretrained(self, directory)
