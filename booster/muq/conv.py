@@ -25,6 +25,7 @@ class Res2dModule(nn.Module):
     def __init__(self, idim: int, odim: int, stride=(2, 2)):
         super().__init__()
         self.stride = tuple(stride)
+        self.fold = True  # eval mode folds BatchNorm into the convolutions; False runs the plain path
         self.conv1 = nn.Conv2d(idim, odim, 3, padding=1, stride=stride)
         self.bn1 = nn.BatchNorm2d(odim)
         self.conv2 = nn.Conv2d(odim, odim, 3, padding=1)
@@ -36,7 +37,7 @@ class Res2dModule(nn.Module):
             self.bn3 = nn.BatchNorm2d(odim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training or not self.fold:
             out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
             res = self.bn3(self.conv3(x)) if self.diff else x
             return self.relu(res + out)

@@ -9,8 +9,11 @@ Long inputs are processed in overlapping windows so that memory stays bounded:
 * Otherwise windows start every ``window - overlap`` seconds; the last window is moved back to end at
   the last sample, so the frame count is exactly the single-pass count
   ``ceil(ceil((S // 240) / 2) / 2)``.
-* Where two windows overlap, their features are cross-faded linearly (weights sum to 1), so no frame
-  comes from a window edge at full weight and there is no seam.
+* Where two windows overlap, their features are cross-faded linearly (weights sum to 1). The
+  :data:`GUARD_FRAMES` frames at a window edge that has a neighbour get weight 0: their receptive field
+  reaches the STFT's reflect padding or the convolutions' zero padding. So the conv front end (hidden
+  state 0), whose context is local, is reproduced exactly, and deeper layers, whose attention sees the
+  whole window, fade from one window's context to the next with no seam.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from ..features import Features
 from .config import SAMPLE_RATE
 
 PRECISIONS = ("fp32", "bf16")
+GUARD_FRAMES = 5  # frames (200 ms) at each inner window edge whose receptive field touches padding
 
 
 def as_batch_mono(wav, sample_rate: int) -> torch.Tensor:
@@ -111,50 +115,118 @@ def extract_features(muq, wav, sample_rate: int = SAMPLE_RATE, layers=None, *, w
         raise AudioError(f"audio too short: {s} samples at 24 kHz ({s / SAMPLE_RATE * 1000:.1f} ms); MuQ needs "
                          f"at least {muq.min_samples} samples (~{muq.min_samples / SAMPLE_RATE * 1000:.0f} ms, "
                          "one 25 Hz frame plus the STFT padding). Pad the clip if it is intentionally short.")
-    unit = muq.samples_per_frame
-    win = max(unit, round(window * SAMPLE_RATE / unit) * unit)
-    ov = round(overlap * SAMPLE_RATE / unit) * unit
-    if not 0 <= ov < win:
-        raise ConfigError(f"overlap ({overlap} s) must be >= 0 and shorter than window ({window} s)")
+    win, ov = window_sizes(muq, window, overlap)
     upto = max(layers)
-    total = muq.num_frames(s)
-    plan = window_plan(s, win, ov, unit)
+    plan = window_plan(s, win, ov, muq.samples_per_frame)
 
     with torch.inference_mode(), _autocast(precision, device):
         if len(plan) == 1:
             hs = muq.encode(x, upto=upto, keep=set(layers))
             hidden = torch.stack([hs[i].float() for i in layers], dim=1)
             return Features(hidden, layers, muq.frame_rate)
+    hidden = run_windows(muq, plan, lambda st, en: x[:, st:en], b, layers, precision=precision,
+                         window_batch=window_batch, progress=progress)
+    return Features(hidden, layers, muq.frame_rate)
 
-        out = torch.zeros(b, len(layers), total, muq.hidden_size, dtype=torch.float32, device=device)
-        wsum = torch.zeros(total, dtype=torch.float32, device=device)
-        bars = _progress(len(plan) * b, progress)
-        spans = [(st // unit, st // unit + muq.num_frames(en - st)) for st, en in plan]
+
+def window_sizes(muq, window: float, overlap: float) -> tuple[int, int]:
+    """Window and overlap in 24 kHz samples, rounded to whole output frames."""
+    unit = muq.samples_per_frame
+    win = max(unit, round(window * SAMPLE_RATE / unit) * unit)
+    ov = round(overlap * SAMPLE_RATE / unit) * unit
+    if not 0 <= ov < win:
+        raise ConfigError(f"overlap ({overlap} s) must be >= 0 and shorter than window ({window} s)")
+    return win, ov
+
+
+def run_windows(muq, plan, read, batch: int, layers, *, precision: str = "fp32", window_batch: int = 1,
+                progress: bool = False) -> torch.Tensor:
+    """Encode every window of ``plan`` (``read(start, end) -> [B, n]`` 24 kHz audio) and cross-fade the
+    results into ``[B, L, T, D]`` float32, where T is the single-pass frame count of the whole input."""
+    device = next(muq.parameters()).device
+    unit, upto, keep = muq.samples_per_frame, max(layers), set(layers)
+    total = muq.num_frames(plan[-1][1])
+    out = torch.zeros(batch, len(layers), total, muq.hidden_size, dtype=torch.float32, device=device)
+    wsum = torch.zeros(total, dtype=torch.float32, device=device)
+    bars = _progress(len(plan) * batch, progress)
+    spans = [(st // unit, st // unit + muq.num_frames(en - st)) for st, en in plan]
+    with torch.inference_mode(), _autocast(precision, device):
         for k, ((st, en), (a, z)) in enumerate(zip(plan, spans)):
             left = spans[k - 1][1] - a if k > 0 else 0       # frames shared with the previous window
             right = z - spans[k + 1][0] if k + 1 < len(plan) else 0
             w = _crossfade(z - a, left, right, device)
-            for i0 in range(0, b, window_batch):
-                hs = muq.encode(x[i0:i0 + window_batch, st:en], upto=upto, keep=set(layers))
+            chunk = read(st, en).to(device)
+            for i0 in range(0, batch, window_batch):
+                hs = muq.encode(chunk[i0:i0 + window_batch], upto=upto, keep=keep)
                 h = torch.stack([hs[i].float() for i in layers], dim=1)  # [b', L, t, D]
                 out[i0:i0 + window_batch, :, a:z] += h * w[:, None]
                 bars.update(h.shape[0])
             wsum[a:z] += w
-        bars.close()
-        assert torch.all(wsum > 0), "window plan left frames uncovered"
-        out /= wsum[:, None]
-    return Features(out, layers, muq.frame_rate)
+    bars.close()
+    assert torch.all(wsum > 0), "window plan left frames uncovered"
+    return out / wsum[:, None]
+
+
+def extract_file(muq, path, layers=None, *, window: float = 30.0, overlap: float = 5.0,
+                 precision: str = "fp32", progress: bool = False) -> Features:
+    """Features of an audio file read window by window: memory is bounded by one window of audio plus
+    the output features, whatever the file's length. Same result as loading the file and calling
+    :func:`extract_features` (up to float rounding of the resampler at window edges)."""
+    from ..audio import info
+    import soundfile as sf
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    layers = resolve_layers(layers, muq.num_layers)
+    meta = info(path)
+    sr = meta.sample_rate
+    g = math.gcd(sr, SAMPLE_RATE)
+    up, down = SAMPLE_RATE // g, sr // g          # 24 kHz index j <-> source index j * down / up
+    total = math.ceil(meta.frames * up / down)    # torchaudio's resampled length
+    if total < muq.min_samples:
+        raise AudioError(f"{str(path)!r} is too short: {meta.frames} samples at {sr} Hz "
+                         f"({meta.duration * 1000:.1f} ms); MuQ needs at least "
+                         f"~{muq.min_samples / SAMPLE_RATE * 1000:.0f} ms")
+    margin = 64 * down  # source samples of context for the resampling filter, a multiple of `down`
+
+    def read(st: int, en: int) -> torch.Tensor:
+        a = (st // up) * down - margin            # source start on the resampler's grid
+        first = max(0, a)
+        last = min(meta.frames, -(-en * down // up) + margin)
+        try:
+            data, _ = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(f"cannot decode {str(path)!r} at {first / sr:.2f} s: {e}") from None
+        seg = torch.from_numpy(data.T.copy()).mean(0, keepdim=True)
+        check_finite(seg, f"audio file {str(path)!r} (between {first / sr:.2f} s and {last / sr:.2f} s)")
+        if first > a:  # before the start of the file: zero padding, as the whole-file resampler sees
+            seg = torch.nn.functional.pad(seg, (first - a, 0))
+        seg = resample(seg, sr, SAMPLE_RATE)
+        offset = st - (a // down) * up
+        out = seg[:, offset:offset + (en - st)]
+        if out.shape[1] < en - st:
+            out = torch.nn.functional.pad(out, (0, en - st - out.shape[1]))
+        return out
+
+    win, ov = window_sizes(muq, window, overlap)
+    plan = window_plan(total, win, ov, muq.samples_per_frame)
+    if len(plan) == 1:
+        return extract_features(muq, read(0, total), SAMPLE_RATE, layers, window=window, overlap=overlap,
+                                precision=precision)
+    hidden = run_windows(muq, plan, read, 1, layers, precision=precision, progress=progress)
+    return Features(hidden, layers, muq.frame_rate)
 
 
 def _crossfade(n: int, left: int, right: int, device) -> torch.Tensor:
-    """Per-frame weight of a window: linear ramps over the frames shared with each neighbour."""
-    t = torch.arange(n, dtype=torch.float32, device=device) + 0.5
-    w = torch.ones(n, dtype=torch.float32, device=device)
-    if left > 0:
-        w = torch.minimum(w, t / left)
-    if right > 0:
-        w = torch.minimum(w, (n - t) / right)
-    return w
+    """Per-frame weight of a window: 0 on the guard frames of an edge shared with a neighbour, then a
+    linear ramp across the rest of the shared frames (complementary to the neighbour's ramp)."""
+    t = torch.arange(n, dtype=torch.float64, device=device) + 0.5
+    w = torch.ones(n, dtype=torch.float64, device=device)
+    for shared, pos in ((left, t), (right, n - t)):
+        if shared > 0:
+            guard = GUARD_FRAMES if shared > 2 * GUARD_FRAMES else 0
+            w = torch.minimum(w, ((pos - guard) / (shared - 2 * guard)).clamp(0.0, 1.0))
+    return w.float()
 
 
 class _NoBar:

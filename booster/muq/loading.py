@@ -60,14 +60,14 @@ def convert_state_dict(sd: dict[str, torch.Tensor], model: torch.nn.Module,
                        source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Map an official state dict onto ``model``'s keys; raise naming every bad key or shape."""
     own = model.state_dict()
-    out, unexpected = {}, []
+    out, unexpected, inv_freq = {}, [], None
     for key, value in sd.items():
         k = key[len("model."):] if key.startswith("model.") else key
         if k in own:
             out[k] = value
         elif any(p.match(k) for p in _SKIP):
             if k == "conformer.embed_positions.inv_freq":
-                _check_inv_freq(value, model, source)
+                inv_freq = value
         else:
             unexpected.append(key)
     missing = [k for k in own if k not in out and not _OPTIONAL.match(k)]
@@ -89,6 +89,8 @@ def convert_state_dict(sd: dict[str, torch.Tensor], model: torch.nn.Module,
             f"{source}: weights of the wrong size for the architecture in config.json ({arch}): {lines}"
             + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
             + ". The weights and config.json come from different models.")
+    if inv_freq is not None:
+        _check_inv_freq(inv_freq, model, source)
     for k, v in out.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise CheckpointError(f"{source}: tensor 'model.{k}' contains NaN/Inf values")
