@@ -73,7 +73,8 @@ def resolve_renderer(renderer: str = "auto", soundfont: str | os.PathLike | None
         missing.append("the `fluidsynth` program is not on PATH (Debian: apt install fluidsynth)")
     if sf2 is None:
         where = repr(str(soundfont)) if soundfont is not None else (
-            "$BOOSTER_SOUNDFONT" if os.environ.get("BOOSTER_SOUNDFONT") else ", ".join(SOUNDFONT_CANDIDATES))
+            f"$BOOSTER_SOUNDFONT={os.environ['BOOSTER_SOUNDFONT']!r}" if os.environ.get("BOOSTER_SOUNDFONT")
+            else ", ".join(SOUNDFONT_CANDIDATES))
         missing.append(f"no General MIDI soundfont found at {where} (Debian: apt install fluid-soundfont-gm)")
     if not missing:
         return RendererChoice("fluidsynth", sf2, f"FluidSynth with soundfont {sf2}")
