@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything muq-booster needs on a fresh Debian/Ubuntu machine:
+#   Debian packages: ffmpeg (museval imports musdb/stempeg, which needs ffmpeg + ffprobe),
+#                    fluidsynth + fluid-soundfont-gm (realistic rendering of the synthetic data set);
+#   Python: the package in editable mode with its test extras, torch/torchaudio pinned by constraints.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+
+need_apt=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v fluidsynth >/dev/null 2>&1 || need_apt+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need_apt+=(fluid-soundfont-gm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
+  if [ "$SUDO" = none ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install ${need_apt[*]} with your system package manager" >&2
+  else
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+fi
+
+echo "setup: installing muq-booster and its dependencies (pip)"
+"$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+"$PY" -c "import booster, torch, torchaudio; print(f'setup: muq-booster {booster.__version__}, torch {torch.__version__}, torchaudio {torchaudio.__version__}')"
