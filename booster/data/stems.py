@@ -83,9 +83,9 @@ def _read(track: Track, path: Path, first: int, count: int) -> torch.Tensor:
         data, _ = sf.read(str(path), start=max(0, first), frames=count, dtype="float32", always_2d=True)
     except Exception as e:
         raise DatasetError(f"track {track.name!r}: cannot read {path.name} ({e}); re-export the file") from None
-    wav = torch.from_numpy(np.ascontiguousarray(data.T))
-    if not torch.isfinite(wav).all():
+    if not np.isfinite(data).all():
         raise DatasetError(f"track {track.name!r}: {path.name} contains NaN/Inf samples; re-export the file")
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))
     if wav.shape[-1] < count:
         wav = torch.nn.functional.pad(wav, (0, count - wav.shape[-1]))
     return wav
