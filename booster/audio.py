@@ -89,6 +89,8 @@ def save(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: i
     """Write ``wav`` ``[C, S]`` (or ``[S]``) to ``path`` atomically (temporary file, then rename).
 
     ``subtype`` is a soundfile subtype: "FLOAT" (default, lossless for float32), "PCM_16", "PCM_24".
+    Files are a pure function of their samples: libsndfile's float-WAV ``PEAK`` chunk carries the time
+    of writing, which is zeroed.
     """
     import soundfile as sf
 
@@ -107,16 +109,28 @@ def save(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: i
     fmt = (path.suffix.lstrip(".") or "wav").upper()
     try:
         sf.write(str(tmp), wav.T, int(sample_rate), subtype=subtype, format=fmt)
+        if fmt == "WAV":
+            _zero_peak_timestamp(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def check_finite(wav: torch.Tensor, what: str = "audio") -> None:
+def _zero_peak_timestamp(path: Path) -> None:
+    with open(path, "r+b") as f:
+        head = f.read(512)
+        at = head.find(b"PEAK", 12)
+        if at >= 0:  # chunk id (4), size (4), version (4), timestamp (4)
+            f.seek(at + 12)
+            f.write(b"\0\0\0\0")
+
+
+def check_finite(wav: torch.Tensor | np.ndarray, what: str = "audio") -> None:
     """Raise :class:`AudioError` if ``wav`` holds NaN or Inf."""
-    if not torch.isfinite(wav).all():
-        bad = (~torch.isfinite(wav)).sum().item()
+    arr = wav.detach().cpu().float().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    if not np.isfinite(arr).all():  # numpy: no thread-pool start-up cost on small arrays
+        bad = int((~np.isfinite(arr)).sum())
         raise AudioError(f"{what} contains {bad} NaN/Inf sample(s); clean or re-export the audio")
 
 

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .mixing import engineered_mix, random_mix_params
 from .render import resolve_renderer, render_song
 from .songs import STEMS, compose_song
-from .wavio import write_wav
+from ..audio import save as write_wav
 
 PEAK = 0.89  # about -1 dBFS
 FADE_SECONDS = 0.02

@@ -137,7 +137,10 @@ class MuQ(nn.Module):
     # ---- construction --------------------------------------------------------------------------
     @classmethod
     def debug(cls, seed: int = 0, depth: int = 12) -> "MuQ":
-        """Tiny MuQ (D=32, 12 layers, official front end) with deterministic random weights."""
+        """Tiny MuQ (D=32, 12 layers, official front end) with deterministic random weights.
+
+        Random weights carry no musical knowledge: use it to exercise the mechanics (shapes, training
+        loops, files), not to expect better models."""
         gen = torch.Generator().manual_seed(seed)
         model = cls(MuQConfig.debug(depth=depth))
         with torch.no_grad():
@@ -154,6 +157,10 @@ class MuQ(nn.Module):
                     b.copy_(0.1 * torch.randn(b.shape, generator=gen))
                 elif name.endswith("running_var"):
                     b.copy_(1.0 + 0.2 * torch.rand(b.shape, generator=gen))
+            # Random attention averages all frames; at full scale, 12 such layers smooth every frame into
+            # the same vector. Scaled down, the features keep following the input over time.
+            for layer in model.conformer.layers:
+                layer.self_attn.linear_out.weight.mul_(0.1)
         model.name = f"muq-debug-seed{seed}"
         model.requires_grad_(False)
         return model

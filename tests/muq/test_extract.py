@@ -145,3 +145,11 @@ def test_features_helpers(debug_muq):
     assert torch.equal(s.hidden, f.hidden[:, :, 25:50])
     with pytest.raises(KeyError):
         f.layer(12)
+
+
+def test_debug_features_follow_the_input(debug_muq):
+    """The debug model must not collapse to a constant vector (it drives every demo and recipe test)."""
+    a = debug_muq.extract(music_like(6.0, seed=1), 24000, layers=[4, 8, 12]).hidden[0]
+    for j in range(3):
+        time_share = a[j].var(0).sum() / (a[j] ** 2).mean(0).sum()
+        assert time_share > 0.03
