@@ -164,7 +164,7 @@ def run_windows(muq, plan, read, batch: int, layers, *, precision: str = "fp32",
             wsum[a:z] += w
     bars.close()
     assert torch.all(wsum > 0), "window plan left frames uncovered"
-    return out / wsum[:, None]
+    return out.div_(wsum[:, None])  # in place: the output can be the largest tensor here
 
 
 def extract_file(muq, path, layers=None, *, window: float = 30.0, overlap: float = 5.0,
