@@ -73,3 +73,56 @@ class Features:
 
     def to(self, *args, **kwargs) -> "Features":
         return Features(self.hidden.to(*args, **kwargs), self.layers, self.frame_rate, self.start)
+
+
+class LayerMix(torch.nn.Module):
+    """Learned convex combination of backbone layers.
+
+    ``forward(hidden)``: ``[B, L, T, D]`` → ``[B, T, D]``. Weights are ``softmax(logits)`` over the L
+    layers; logits start at zero, so at initialisation the mix is the plain mean of the layers.
+    """
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"LayerMix needs at least one layer, got {num_layers}")
+        self.logits = torch.nn.Parameter(torch.zeros(num_layers))
+
+    def weights(self) -> torch.Tensor:
+        """``[L]`` mixing weights (sum to 1)."""
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.dim() != 4 or hidden.shape[1] != self.logits.numel():
+            raise ValueError(f"LayerMix over {self.logits.numel()} layers expects [B, L, T, D] with "
+                             f"L={self.logits.numel()}, got {tuple(hidden.shape)}")
+        w = self.weights().to(hidden.dtype)
+        return torch.einsum("l,bltd->btd", w, hidden)
+
+
+def align_frames(x: torch.Tensor, *, num_frames: int, frame_rate: float, start: float = 0.0,
+                 span_start: float = 0.0, span: float) -> torch.Tensor:
+    """Resample a frame sequence onto another time grid by linear interpolation.
+
+    ``x``: ``[B, T_in, C]``, frame ``k`` centred at ``start + k / frame_rate`` seconds (the
+    :class:`Features` convention). Returns ``[B, num_frames, C]`` where output frame ``j`` is centred at
+    ``span_start + (j + 0.5) * span / num_frames``: the ``num_frames`` frames tile the interval
+    ``[span_start, span_start + span)`` evenly (e.g. a host layer with T frames over a chunk of ``span``
+    seconds that begins at ``span_start`` seconds of the features' time line). Positions before the first
+    or after the last input frame take the edge frame's value. All times share one origin, so a slice of
+    features (``Features.slice_time``) aligns to the same values as the whole sequence would.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"align_frames expects [B, T_in, C], got {tuple(x.shape)}")
+    if num_frames < 1 or span <= 0:
+        raise ValueError(f"align_frames needs num_frames >= 1 and span > 0, got {num_frames}, {span}")
+    t_in = x.shape[1]
+    if t_in == 0:
+        raise ValueError("align_frames got an empty frame sequence (T_in = 0)")
+    centres = span_start + (torch.arange(num_frames, dtype=torch.float64) + 0.5) * (span / num_frames)
+    pos = ((centres - start) * frame_rate).clamp(0, t_in - 1)
+    i0 = pos.floor().long().clamp(max=t_in - 1)
+    i1 = (i0 + 1).clamp(max=t_in - 1)
+    w = (pos - i0.double()).to(device=x.device, dtype=x.dtype)[None, :, None]
+    i0, i1 = i0.to(x.device), i1.to(x.device)
+    return x.index_select(1, i0) * (1 - w) + x.index_select(1, i1) * w

@@ -1,0 +1,530 @@
+"""Injection of frozen backbone features into a host model through zero-initialised adapters.
+
+Shape glossary: B batch, C channels, F frequency bins, T frames, S samples, L layers, D feature dim.
+
+``boosted = booster.inject(model, backbone, sites, layers=...)`` wraps ``model`` (kept as
+``boosted.host``) in a :class:`Boosted` module with the same forward signature and output. Each call:
+
+1. maps the host's arguments to ``(waveform [B, C, S] or [B, S], sample_rate)`` with ``input_fn``
+   (default: the first positional argument at the host's sample rate) and runs the backbone once on it
+   (frozen, under ``inference_mode``), unless precomputed features were given with
+   :meth:`Boosted.use_features`;
+2. runs the host; forward hooks at every :class:`Site` add the adapted features to the tensor there.
+
+Time alignment: backbone frame ``k`` is centred at ``features.start + k / 25`` s; a site tensor with T
+frames is taken to tile the host input evenly, frame ``j`` centred at ``input_start + (j + 0.5) * span / T``
+where ``span`` is the host input's duration; values are linearly interpolated (edges clamp).
+Adapter files: :func:`save_adapters` / :func:`load_adapters` (safetensors weights + JSON description).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import inspect
+import re
+import threading
+import weakref
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import BoosterError, ConfigError
+from .features import Features
+from .fusion import FUSIONS, SiteAdapter, parse_layout
+
+_ACTIVE = threading.local()  # per thread: {id(Boosted): forward context}
+
+
+@dataclass(frozen=True)
+class Site:
+    """One injection point in a host model.
+
+    ``path``: dotted submodule name as in ``model.named_modules()`` (``"encoder.0"``; ``"encoder[0]"`` is
+    accepted too). ``where``: ``"output"`` (default) or ``"input"`` of that module. ``layout``: axes of the
+    tensor there, e.g. ``"B C T"``, ``"B C F T"``, ``"B T C"``, ``"T B C"``. ``element``: for a module that
+    takes or returns a tuple, which element (an index; for inputs also a keyword name); inputs default to
+    the first positional argument. ``fusion``: ``"add"`` (gated add) or ``"film"``. ``channels``: size of
+    the C axis (inferred from Conv/Linear/norm/LSTM modules when omitted). ``layers``: backbone layers for
+    this site (default: all layers given to :func:`inject`).
+    """
+
+    path: str
+    layout: str
+    where: str = "output"
+    element: int | str | None = None
+    fusion: str = "add"
+    channels: int | None = None
+    layers: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", re.sub(r"\[(\w+)\]", r".\1", self.path).strip("."))
+        parse_layout(self.layout)
+        if self.where not in ("input", "output"):
+            raise ConfigError(f"Site.where must be 'input' or 'output', got {self.where!r}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"Site.fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+
+    def describe(self) -> str:
+        elem = "" if self.element is None else f"[{self.element}]"
+        return f"'{self.path}' {self.where}{elem} ({self.layout}, {self.fusion})"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = list(self.layers) if self.layers is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Site":
+        return cls(**{k: d[k] for k in ("path", "layout", "where", "element", "fusion", "channels", "layers")
+                      if k in d})
+
+
+def find_module(model: nn.Module, path: str) -> nn.Module:
+    """``model``'s submodule at dotted ``path``; a :class:`ConfigError` lists the closest real names."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        close = difflib.get_close_matches(path, names, n=6, cutoff=0.4)
+        top = [n for n, _ in model.named_children()]
+        raise ConfigError(f"{type(model).__name__} has no submodule {path!r}; closest names: "
+                          f"{close or 'none'}; top-level submodules: {top}. Site paths are names from "
+                          "model.named_modules(), e.g. 'encoder.0'.") from None
+
+
+def infer_channels(module: nn.Module, where: str) -> int | None:
+    """Channel count at a module's input or output for common layer types, else None."""
+    inp = where == "input"
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.in_channels if inp else module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.in_features if inp else module.out_features
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return module.num_features
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels
+    if isinstance(module, nn.LayerNorm):
+        return module.normalized_shape[-1]
+    if isinstance(module, nn.RNNBase):
+        return module.input_size if inp else module.hidden_size * (2 if module.bidirectional else 1)
+    if isinstance(module, nn.MultiheadAttention):
+        return module.embed_dim
+    return None
+
+
+def default_input_fn(host: nn.Module, sample_rate: int | None = None) -> Callable:
+    """``input_fn(*args, **kwargs) -> (waveform, sample_rate)``: the host's first positional argument
+    (or its first named parameter given as keyword) at ``sample_rate`` if given, else a ``sample_rate=``
+    argument of the call, else ``host.samplerate`` (demucs) or ``host.sample_rate``."""
+    params = list(inspect.signature(host.forward).parameters)
+    has_attr = any(getattr(host, a, None) is not None for a in ("samplerate", "sample_rate"))
+    if sample_rate is None and not has_attr and "sample_rate" not in params:
+        raise ConfigError(f"cannot tell the sample rate of {type(host).__name__}'s input: it has no "
+                          "`samplerate`/`sample_rate` attribute or `sample_rate` argument. Pass "
+                          "sample_rate=... (or input_fn=...) to booster.inject.")
+
+    def input_fn(*args, **kwargs):
+        wav = args[0] if args else kwargs.get(params[0]) if params else None
+        if not isinstance(wav, torch.Tensor):
+            raise ConfigError(f"{type(host).__name__} was called without a waveform tensor as first argument; "
+                              "pass input_fn=... to booster.inject to say where the audio is")
+        sr = sample_rate or kwargs.get("sample_rate") or getattr(host, "samplerate", None) \
+            or getattr(host, "sample_rate", None)
+        return wav, int(sr)
+    return input_fn
+
+
+class _SiteHook:
+    """Forward (pre-)hook on a host submodule; inert unless its :class:`Boosted` owner is running."""
+
+    def __init__(self, owner: "Boosted | None", index: int):
+        self.owner = weakref.ref(owner) if owner is not None else None
+        self.index = index
+
+    def __deepcopy__(self, memo):
+        owner = self.owner() if self.owner is not None else None
+        return _SiteHook(memo.get(id(owner)), self.index)  # a copied host alone gets an inert hook
+
+    def _context(self):
+        owner = self.owner() if self.owner is not None else None
+        ctx = getattr(_ACTIVE, "ctx", {}).get(id(owner)) if owner is not None else None
+        return owner, ctx
+
+    def __call__(self, module, *rest):
+        owner, ctx = self._context()
+        if ctx is None:
+            return None
+        site = owner.sites[self.index]
+        if site.where == "output":
+            return _replace(rest[-1], site, lambda x: owner._apply_site(self.index, x, ctx))
+        args, kwargs = rest
+        if isinstance(site.element, str):
+            if site.element not in kwargs:
+                raise ConfigError(f"site {site.describe()}: no keyword argument {site.element!r} in this call")
+            kwargs = dict(kwargs, **{site.element: owner._apply_site(self.index, kwargs[site.element], ctx)})
+            return args, kwargs
+        return _replace(tuple(args), site, lambda x: owner._apply_site(self.index, x, ctx), default=0), kwargs
+
+
+def _replace(value, site: Site, fn, default: int | None = None):
+    """``value`` with ``fn`` applied to the element ``site.element`` (or ``default``; None: ``value`` itself)."""
+    element = site.element if site.element is not None else default
+    if element is None:
+        if isinstance(value, (tuple, list)):
+            raise ConfigError(f"site {site.describe()}: the module's {site.where} is a {type(value).__name__} "
+                              f"of {len(value)} elements; choose one with Site(element=...)")
+        return fn(value)
+    i = int(element)
+    if not isinstance(value, (tuple, list)) or not -len(value) <= i < len(value):
+        n = len(value) if isinstance(value, (tuple, list)) else "no"
+        raise ConfigError(f"site {site.describe()}: element {i} asked but the module's {site.where} has {n} "
+                          "elements")
+    out = list(value)
+    out[i] = fn(out[i])
+    return tuple(out) if isinstance(value, tuple) else out
+
+
+@dataclass
+class _Context:
+    hidden: torch.Tensor          # [B, L, T_feat, D], a normal (non-inference) tensor
+    layers: tuple[int, ...]
+    frame_rate: float
+    start: float                  # time of feature frame 0
+    input_start: float            # time of host input sample 0 (same origin)
+    span: float                   # host input duration in seconds
+    cache: dict = field(default_factory=dict)
+
+
+class Boosted(nn.Module):
+    """A host model with backbone features injected at :class:`Site` s. Build with :func:`inject`.
+
+    Call it exactly like the host. Attributes not found on the wrapper are read from the host
+    (``boosted.samplerate``, ``boosted.sources``...). ``state_dict()`` holds ``host.*`` and ``adapters.*``;
+    the frozen backbone is held outside the module tree (``boosted.backbone``): it is not in
+    ``parameters()``/``state_dict()`` and never saved in adapter files, but follows ``.to(device)``.
+    """
+
+    def __init__(self, host: nn.Module, backbone: nn.Module, sites, *, layers=None,
+                 input_fn: Callable | None = None, span_fn: Callable | None = None,
+                 sample_rate: int | None = None, train_host: bool = False, preset: str | None = None):
+        super().__init__()
+        sites = [sites] if isinstance(sites, Site) else list(sites)
+        if not sites:
+            raise ConfigError("booster.inject needs at least one Site")
+        from .muq.extract import resolve_layers
+        layers = resolve_layers(layers, backbone.num_layers)
+        self.host = host
+        object.__setattr__(self, "backbone", backbone)
+        backbone.requires_grad_(False)
+        backbone.eval()
+        self.sites = sites
+        self.layers = layers
+        self.train_host = bool(train_host)
+        self.preset = preset
+        self.sample_rate_override = sample_rate
+        self.input_fn = input_fn or default_input_fn(host, sample_rate)
+        self.span_fn = span_fn
+        self._features: tuple[Features, float | None, float | None] | None = None
+        host.requires_grad_(self.train_host)
+        self.adapters = nn.ModuleList()
+        self._handles = []
+        for i, site in enumerate(sites):
+            site_layers = resolve_layers(site.layers, backbone.num_layers) if site.layers else layers
+            missing = [k for k in site_layers if k not in layers]
+            if missing:
+                raise ConfigError(f"site {site.describe()} uses layers {missing} not in layers={layers}")
+            module = find_module(host, site.path)
+            channels = site.channels or infer_channels(module, site.where)
+            if channels is None:
+                raise ConfigError(f"cannot infer the channel count at site {site.describe()} "
+                                  f"({type(module).__name__}); pass Site(..., channels=N)")
+            for hooks in (module._forward_hooks, module._forward_pre_hooks):
+                for key, h in list(hooks.items()):
+                    if not isinstance(h, _SiteHook):
+                        continue
+                    other = h.owner() if h.owner is not None else None
+                    if other is None:  # left behind by a discarded Boosted (or a copied host): drop it
+                        del hooks[key]
+                    elif other is not self:
+                        raise ConfigError(f"{site.path!r} is already boosted by another Boosted model; call "
+                                          "its .remove() first or boost a copy of the host")
+            self.adapters.append(SiteAdapter(num_layers=len(site_layers), dim=backbone.hidden_size,
+                                             channels=channels, fusion=site.fusion))
+            hook = _SiteHook(self, i)
+            if site.where == "output":
+                self._handles.append(module.register_forward_hook(hook))
+            else:
+                self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        self.site_layers = [resolve_layers(s.layers, backbone.num_layers) if s.layers else layers for s in sites]
+        self.__signature__ = inspect.signature(host.forward)
+
+    # ---- attribute passthrough, device moves, copies ----------------------------------------
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            host = self.__dict__.get("_modules", {}).get("host")
+            if host is None or name.startswith("__"):
+                raise
+            return getattr(host, name)
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        p = next(self.adapters.parameters(), None)
+        if p is not None:
+            self.backbone.to(p.device)
+        return self
+
+    def __deepcopy__(self, memo):
+        memo[id(self.backbone)] = self.backbone  # the frozen backbone is shared, never copied
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
+    def remove(self) -> nn.Module:
+        """Detach the hooks from the host and return it (unboosted)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        return self.host
+
+    # ---- public API --------------------------------------------------------------------------
+    def adapter_parameters(self):
+        """Iterator over the adapters' parameters only (what an optimizer should train)."""
+        return self.adapters.parameters()
+
+    @contextlib.contextmanager
+    def use_features(self, features: Features, *, input_start: float = 0.0, duration: float | None = None):
+        """Use precomputed ``features`` instead of running the backbone inside this block.
+
+        ``features.hidden`` ``[B, L, T, D]`` must hold every layer this model uses and the host call's
+        batch. Times: feature frame ``k`` lies at ``features.start + k / features.frame_rate`` seconds and
+        the host input's first sample at ``input_start`` seconds on the same time line (default 0: the
+        features' origin is the start of the host input, as for features of exactly this input, or a slice
+        re-expressed relative to the chunk). For a chunk at ``t0`` seconds of a track either pass the
+        track's time line::
+
+            with boosted.use_features(track.slice_time(t0, t0 + dur, margin=2), input_start=t0):
+                out = boosted(chunk)
+
+        or shift the slice so that the chunk starts at 0 (``Features(s.hidden, s.layers, s.frame_rate,
+        s.start - t0)``). Both give the live result up to MuQ's own context effects. A forward whose input
+        start lies outside the features raises :class:`ConfigError` (the usual sign of a missing
+        ``input_start``). ``duration``: the host input's duration in seconds (default: from
+        ``input_fn``/``span_fn``).
+        """
+        if not isinstance(features, Features):
+            raise ConfigError(f"use_features expects booster.Features, got {type(features).__name__}")
+        missing = [k for k in self.layers if k not in features.layers]
+        if missing:
+            raise ConfigError(f"features lack layers {missing}; this model uses layers {self.layers} "
+                              f"(extract with layers={list(self.layers)})")
+        if features.dim != self.backbone.hidden_size:
+            raise ConfigError(f"features have D={features.dim}, the adapters expect "
+                              f"{self.backbone.hidden_size}")
+        prev = self._features
+        self._features = (features, float(input_start), duration)
+        try:
+            yield self
+        finally:
+            self._features = prev
+
+    def forward(self, *args, **kwargs):
+        ctx = self._make_context(args, kwargs)
+        table = getattr(_ACTIVE, "ctx", None)
+        if table is None:
+            table = _ACTIVE.ctx = {}
+        prev = table.get(id(self))
+        table[id(self)] = ctx
+        try:
+            return self.host(*args, **kwargs)
+        finally:
+            if prev is None:
+                table.pop(id(self), None)
+            else:
+                table[id(self)] = prev
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _span(self, args, kwargs, wav=None, sr=None) -> tuple[float, float]:
+        """(offset, duration) in seconds of the interval the site frames tile, relative to the input."""
+        if self.span_fn is not None:
+            r = self.span_fn(*args, **kwargs)
+            return (float(r[0]), float(r[1])) if isinstance(r, (tuple, list)) else (0.0, float(r))
+        if wav is None:
+            wav, sr = self.input_fn(*args, **kwargs)
+        return 0.0, wav.shape[-1] / sr
+
+    def _make_context(self, args, kwargs) -> _Context:
+        if self._features is not None:
+            feats, input_start, duration = self._features
+            offset, span = (0.0, duration) if duration is not None else self._span(args, kwargs)
+            feats = feats.select(self.layers)
+            tol = 1.5 / feats.frame_rate
+            if not feats.start - tol <= input_start <= feats.start + feats.num_frames / feats.frame_rate:
+                raise ConfigError(
+                    f"the host input starts at {input_start:.3f} s but the features given to use_features "
+                    f"cover {feats.start:.3f}..{feats.start + feats.num_frames / feats.frame_rate:.3f} s; pass "
+                    "input_start=<chunk offset> (e.g. t0 of slice_time(t0, ...)) or features of this input")
+        else:
+            wav, sr = self.input_fn(*args, **kwargs)
+            if not isinstance(wav, torch.Tensor) or wav.dim() not in (1, 2, 3):
+                shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
+                raise ConfigError(f"input_fn must give a waveform [S], [B, S] or [B, C, S], got {shape}")
+            offset, span = self._span(args, kwargs, wav, sr)
+            batched = wav.reshape(1, 1, -1) if wav.dim() == 1 else wav[:, None] if wav.dim() == 2 else wav
+            feats = self.backbone.extract(batched.detach(), sr, layers=self.layers)
+            input_start = 0.0
+        hidden = feats.hidden.clone()  # leave inference mode: autograd may save it for the adapters
+        return _Context(hidden, feats.layers, feats.frame_rate, feats.start, input_start + offset, span)
+
+    def _apply_site(self, index: int, x, ctx: _Context):
+        site = self.sites[index]
+        idx = [ctx.layers.index(k) for k in self.site_layers[index]]
+        hidden = ctx.hidden if idx == list(range(len(ctx.layers))) else ctx.hidden[:, idx]
+        return self.adapters[index](x, hidden, layout=parse_layout(site.layout), frame_rate=ctx.frame_rate,
+                                    start=ctx.start, span_start=ctx.input_start, span=ctx.span,
+                                    where=site.describe())
+
+    def extra_repr(self) -> str:
+        return f"layers={list(self.layers)}, sites=[{'; '.join(s.describe() for s in self.sites)}]"
+
+
+def inject(model: nn.Module, backbone: nn.Module, sites, *, layers=None, input_fn: Callable | None = None,
+           span_fn: Callable | None = None, sample_rate: int | None = None, train_host: bool = False) -> Boosted:
+    """Boost ``model`` with ``backbone`` features at ``sites`` (a :class:`Site` or a list of them).
+
+    ``layers``: backbone hidden-state indices to use (default all, ``0..backbone.num_layers``).
+    ``input_fn(*args, **kwargs) -> (waveform, sample_rate)`` picks the audio from the host call (default:
+    first positional argument at ``sample_rate`` / the host's ``samplerate``/``sample_rate``).
+    ``span_fn(*args, **kwargs) -> seconds`` (or ``(offset, seconds)``) gives the interval the site frames
+    tile, relative to the input's first sample (default: ``(0, the waveform's duration)``). ``train_host``: leave the host's parameters trainable (default: frozen).
+    The host is modified in place (hooks, requires_grad); :meth:`Boosted.remove` undoes the hooks.
+    """
+    return Boosted(model, backbone, sites, layers=layers, input_fn=input_fn, span_fn=span_fn,
+                   sample_rate=sample_rate, train_host=train_host)
+
+
+# ---- adapter files ---------------------------------------------------------------------------------
+FORMAT = "muq-booster-adapters"
+FORMAT_VERSION = 1
+
+
+def _host_class(host: nn.Module) -> str:
+    return f"{type(host).__module__}.{type(host).__qualname__}"
+
+
+def _paths(path):
+    from pathlib import Path
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def save_adapters(boosted: Boosted, path) -> tuple:
+    """Write the adapters of ``boosted`` as ``<path>.safetensors`` (adapter weights only: no host, no
+    backbone) and ``<path>.json`` (format version, sites, layers, fusion, host class, backbone identity).
+    ``path`` may end in ``.safetensors``. Returns the two paths. Host weights are not saved: if the host
+    was trained too (``train_host=True``), save its ``state_dict()`` separately."""
+    import json
+
+    from safetensors.torch import save_file
+    if not isinstance(boosted, Boosted):
+        raise ConfigError(f"save_adapters expects a Boosted model (from booster.inject or a preset), got "
+                          f"{type(boosted).__name__}")
+    st_path, js_path = _paths(path)
+    st_path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in boosted.adapters.state_dict().items()}
+    bb = boosted.backbone
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "host_class": _host_class(boosted.host),
+            "preset": boosted.preset, "layers": list(boosted.layers),
+            "sites": [s.to_dict() for s in boosted.sites],
+            "channels": [a.channels for a in boosted.adapters], "train_host": boosted.train_host,
+            "sample_rate": boosted.sample_rate_override,
+            "backbone": {**getattr(bb, "identity", {}), "hidden_size": bb.hidden_size,
+                         "num_layers": bb.num_layers},
+            "weights": st_path.name}
+    save_file(tensors, str(st_path), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    js_path.write_text(json.dumps(meta, indent=2, default=str))
+    return st_path, js_path
+
+
+def read_adapter_meta(path) -> dict:
+    """The JSON description of an adapter file, checked for format and version."""
+    import json
+
+    from .errors import CheckpointError
+    st_path, js_path = _paths(path)
+    if not js_path.exists() or not st_path.exists():
+        raise CheckpointError(f"adapter file incomplete: need both {st_path} and {js_path} "
+                              "(written by booster.save_adapters)")
+    try:
+        meta = json.loads(js_path.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"{js_path} is not valid JSON ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{js_path} is not a muq-booster adapter description (format "
+                              f"{meta.get('format')!r}, expected {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{js_path} has adapter format version {meta.get('format_version')!r}; this "
+                              f"muq-booster reads version {FORMAT_VERSION} only. Upgrade muq-booster (or "
+                              "re-export the adapters with this version).")
+    return meta
+
+
+def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Callable | None = None,
+                  span_fn: Callable | None = None, train_host: bool | None = None) -> Boosted:
+    """Re-create the boosted model saved by :func:`save_adapters` on ``model`` (same host class) and
+    ``backbone`` (same hidden size and depth; a different fingerprint only warns). Files written for a
+    preset (``booster.adapters.htdemucs``/``openunmix``) are rebuilt through that preset, so e.g. a
+    demucs ``BagOfModels`` is accepted again. Raises :class:`~booster.errors.CheckpointError` on any
+    mismatch."""
+    import warnings
+
+    from safetensors.torch import load_file
+
+    from .errors import CheckpointError
+    meta = read_adapter_meta(path)
+    st_path, _ = _paths(path)
+    bb = meta["backbone"]
+    if (bb.get("hidden_size"), bb.get("num_layers")) != (backbone.hidden_size, backbone.num_layers):
+        raise CheckpointError(f"adapters in {st_path} were trained on a backbone with hidden size "
+                              f"{bb.get('hidden_size')} and {bb.get('num_layers')} layers; the backbone given "
+                              f"has hidden size {backbone.hidden_size} and {backbone.num_layers} layers. Load the same MuQ "
+                              f"checkpoint ({bb.get('name')}).")
+    fp = getattr(backbone, "identity", {}).get("fingerprint")
+    if bb.get("fingerprint") and fp and fp != bb["fingerprint"]:
+        warnings.warn(f"adapters in {st_path} were trained on backbone {bb.get('name')} (fingerprint "
+                      f"{bb['fingerprint']}), this one has fingerprint {fp}: outputs will differ", stacklevel=2)
+    sites = [Site.from_dict(d) for d in meta["sites"]]
+    sites = [Site(**{**asdict(s), "channels": c}) for s, c in zip(sites, meta["channels"])]
+    train_host = meta.get("train_host", False) if train_host is None else train_host
+    if meta.get("preset"):
+        import importlib
+        preset = importlib.import_module(f"booster.adapters.{meta['preset']}")
+        host, kw = preset.prepare(model)
+    else:
+        host, kw = model, {}
+    if _host_class(host) != meta["host_class"]:
+        raise CheckpointError(f"adapters in {st_path} were made for {meta['host_class']}, not "
+                              f"{_host_class(host)}; load them onto the same kind of model")
+    kw.update({k: v for k, v in (("input_fn", input_fn), ("span_fn", span_fn)) if v is not None})
+    try:
+        boosted = Boosted(host, backbone, sites, layers=meta["layers"], sample_rate=meta.get("sample_rate"),
+                          train_host=train_host, preset=meta.get("preset"), **kw)
+    except ConfigError as e:
+        raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: {e}") from None
+    state = load_file(str(st_path))
+    try:
+        boosted.adapters.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        boosted.remove()
+        raise CheckpointError(f"adapter weights in {st_path} do not fit this model: {e}") from None
+    p = next(host.parameters(), None)
+    return boosted.to(p.device) if p is not None else boosted
