@@ -1,1 +1,5 @@
-X=1
+"""Host presets (installed as ``booster.adapters``): one module per host model.
+
+``booster.adapters.htdemucs.boost(model, backbone, ...)`` and
+``booster.adapters.openunmix.boost(model, backbone, ...)`` return :class:`booster.inject.Boosted` models.
+"""
