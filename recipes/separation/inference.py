@@ -88,14 +88,15 @@ class Separator:
             self.model.train(was)
 
     def separate_file(self, path: str | Path, out_dir: str | Path, *, progress: bool = False,
-                      subtype: str = "FLOAT") -> dict[str, Path]:
+                      subtype: str = "FLOAT", name: str | None = None) -> dict[str, Path]:
         """Separate an audio file (any rate / channel count) into ``out_dir/<track>/<source>.wav``
-        at the model's rate and channel count; returns ``{source: path}``."""
+        (``<track>``: ``name`` or the file name without extension) at the model's rate and channel
+        count; returns ``{source: path}``."""
         import soundfile as sf
 
         reader = FileReader(path, self.sample_rate, self.channels)
         features = self.track_features(path)
-        folder = Path(out_dir) / Path(path).stem
+        folder = Path(out_dir) / (name or Path(path).stem)
         folder.mkdir(parents=True, exist_ok=True)
         paths = {s: folder / f"{s}.wav" for s in self.sources}
         tmps = {s: p.with_name(f".{p.name}.part") for s, p in paths.items()}
@@ -127,7 +128,8 @@ class Separator:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in boosting.adapter_state(self.model).items()}
+        # clone: Open-Unmix shares one window between stft and istft (safetensors refuses shared memory)
+        state = {k: v.detach().cpu().clone().contiguous() for k, v in boosting.adapter_state(self.model).items()}
         save_file(state, str(path), metadata={META_KEY: json.dumps(self.meta, sort_keys=True)})
         return path
 

@@ -38,7 +38,8 @@ class SeparationModule(L.LightningModule):
         feature_cache: folder of the on-disk feature cache for validation / test mixtures (None: off).
         lr / adapter_lr: AdamW learning rates of host and adapter parameters. freeze_host: train only
         the adapters. ema_decay: 0 disables EMA. source_weights: loss weight per source.
-        eval_overlap: chunk overlap of full-track inference. eval_dir: where ``test`` writes results.
+        eval_overlap: chunk overlap of full-track inference. eval_dir: where ``test`` writes results
+        (default ``<default_root_dir>/eval``); run_name names the run in them; print_report prints the table.
     """
 
     def __init__(self, host: str = "htdemucs", sources: list[str] = DEFAULT_SOURCES, sample_rate: int = 44100,
@@ -48,7 +49,7 @@ class SeparationModule(L.LightningModule):
                  feature_cache: str | None = None, lr: float = 3e-4, adapter_lr: float | None = None,
                  weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), freeze_host: bool = False,
                  ema_decay: float = 0.0, source_weights: list[float] | None = None, eval_overlap: float = 0.25,
-                 eval_dir: str | None = None, run_name: str | None = None):
+                 eval_dir: str | None = None, run_name: str | None = None, print_report: bool = True):
         super().__init__()
         self.save_hyperparameters()
         if source_weights is not None and len(source_weights) != len(sources):
@@ -237,7 +238,8 @@ class SeparationModule(L.LightningModule):
         name = self.hparams.run_name or ("boosted" if self.boosted else "baseline") + f"-{self.hparams.host}"
         report = write_report(out, self._test_rows, list(self.hparams.sources),
                               meta={"name": name, **self.description()})
-        print(format_table(report["summary"], title=f"{name} ({len(self._test_rows)} tracks) -> {out}"))
+        if self.hparams.print_report:
+            print(format_table(report["summary"], title=f"{name} ({len(self._test_rows)} tracks) -> {out}"))
         self._test_rows = {}
 
     # ---- checkpoints ---------------------------------------------------------------------------
