@@ -64,6 +64,16 @@ def default_sites(model: nn.Module, *, transformer: bool = True, encoder=(), ten
     return sites
 
 
+def site_channels(model: nn.Module, site: Site) -> int | None:
+    """Channels C at ``site`` in this HTDemucs (used to check adapter files on load)."""
+    if site.path == "crosstransformer":
+        return transformer_channels(model)
+    name, _, index = site.path.partition(".")
+    if name in ("encoder", "tencoder") and index.isdigit() and site.where == "output":
+        return getattr(model, name)[int(index)].conv.out_channels
+    return None
+
+
 def io_functions(model: nn.Module) -> dict:
     """``input_fn`` for an HTDemucs: ``(mix [B, C, S] padded as HTDemucs pads it, model.samplerate)``."""
     def input_fn(mix=None, *args, **kwargs):

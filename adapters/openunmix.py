@@ -68,6 +68,11 @@ def io_functions(model: nn.Module, *, sample_rate: float = 44100.0, n_hop: int =
     return {"input_fn": sep_input, "span_fn": sep_span}
 
 
+def site_channels(model: nn.Module, site: Site) -> int | None:
+    """None: Open-Unmix sites are LSTM inputs, whose channels the generic check reads."""
+    return None
+
+
 def prepare(model: nn.Module, *, sample_rate: float = 44100.0, n_hop: int = 1024) -> tuple[nn.Module, dict]:
     open_unmix, separator = _classes()
     if isinstance(model, Boosted):

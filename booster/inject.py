@@ -508,12 +508,25 @@ def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Call
     if meta.get("preset"):
         import importlib
         preset = importlib.import_module(f"booster.adapters.{meta['preset']}")
-        host, kw = preset.prepare(model)
+        try:
+            host, kw = preset.prepare(model)
+        except ConfigError as e:
+            raise CheckpointError(f"adapters in {st_path} were made for {meta['host_class']} "
+                                  f"(preset {meta['preset']!r}): {e}") from None
     else:
         host, kw = model, {}
     if _host_class(host) != meta["host_class"]:
         raise CheckpointError(f"adapters in {st_path} were made for {meta['host_class']}, not "
                               f"{_host_class(host)}; load them onto the same kind of model")
+    for site in sites:  # the host must have the channel counts the adapters were trained for
+        try:
+            expected = preset.site_channels(host, site) if meta.get("preset") else None
+            expected = expected or infer_channels(find_module(host, site.path), site.where)
+        except (ConfigError, AttributeError, IndexError) as e:
+            raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: {e}") from None
+        if expected is not None and expected != site.channels:
+            raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: site "
+                                  f"{site.describe()} has {expected} channels here, the adapters {site.channels}")
     kw.update({k: v for k, v in (("input_fn", input_fn), ("span_fn", span_fn)) if v is not None})
     try:
         boosted = Boosted(host, backbone, sites, layers=meta["layers"], sample_rate=meta.get("sample_rate"),
