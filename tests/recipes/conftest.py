@@ -40,3 +40,14 @@ def trainer_kwargs(tmp_path, **kw):
                 accelerator="cpu", devices=1, default_root_dir=str(tmp_path), num_sanity_val_steps=0)
     base.update(kw)
     return base
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the tiny debug models gain nothing from more, and on a shared 2-core
+    machine spinning OpenMP threads of parallel test runs slow each other down by orders of magnitude."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
