@@ -104,14 +104,14 @@ def prepare(model: nn.Module, *, member: int | None = None) -> tuple[nn.Module, 
 
 
 def boost(model: nn.Module, backbone: nn.Module, *, layers=None, transformer: bool = True, encoder=(),
-          tencoder=(), sites: list[Site] | None = None, fusion: str = "add", train_host: bool = False,
+          tencoder=(), sites: list[Site] | None = None, fusion: str = "add", train_host: bool = True,
           member: int | None = None):
     """Boost an HTDemucs (or a demucs ``BagOfModels``) with ``backbone`` features.
 
     ``layers``: MuQ hidden-state indices (default all). ``transformer``: inject into both inputs of the
     cross-domain transformer. ``encoder`` / ``tencoder``: indices of frequency / time encoder layers
     whose outputs also get features. ``sites``: explicit :class:`~booster.inject.Site` list instead.
-    ``fusion``: ``"add"`` or ``"film"``. ``train_host``: keep the HTDemucs trainable (default frozen).
+    ``fusion``: ``"add"`` or ``"film"``. ``train_host``: train the HTDemucs with the adapters (default True; False freezes it).
     Returns a :class:`~booster.inject.Boosted` (or, for a bag of several models without ``member``, a
     ``BagOfModels`` of them, each saved separately with ``booster.save_adapters``).
     """

@@ -84,7 +84,7 @@ def prepare(model: nn.Module, *, sample_rate: float = 44100.0, n_hop: int = 1024
 
 
 def boost(model: nn.Module, backbone: nn.Module, *, layers=None, targets=None, sites: list[Site] | None = None,
-          fusion: str = "add", train_host: bool = False, sample_rate: float = 44100.0,
+          fusion: str = "add", train_host: bool = True, sample_rate: float = 44100.0,
           n_hop: int = 1024) -> Boosted:
     """Boost an Open-Unmix ``Separator`` (MuQ runs on its waveform input) or a bare ``OpenUnmix``
     (features through ``boosted.use_features``). ``targets``: Separator targets to boost (default all).

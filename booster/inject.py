@@ -211,7 +211,7 @@ class Boosted(nn.Module):
 
     def __init__(self, host: nn.Module, backbone: nn.Module, sites, *, layers=None,
                  input_fn: Callable | None = None, span_fn: Callable | None = None,
-                 sample_rate: int | None = None, train_host: bool = False, preset: str | None = None):
+                 sample_rate: int | None = None, train_host: bool = True, preset: str | None = None):
         super().__init__()
         sites = [sites] if isinstance(sites, Site) else list(sites)
         if not sites:
@@ -397,147 +397,20 @@ class Boosted(nn.Module):
 
 
 def inject(model: nn.Module, backbone: nn.Module, sites, *, layers=None, input_fn: Callable | None = None,
-           span_fn: Callable | None = None, sample_rate: int | None = None, train_host: bool = False) -> Boosted:
+           span_fn: Callable | None = None, sample_rate: int | None = None, train_host: bool = True) -> Boosted:
     """Boost ``model`` with ``backbone`` features at ``sites`` (a :class:`Site` or a list of them).
 
     ``layers``: backbone hidden-state indices to use (default all, ``0..backbone.num_layers``).
     ``input_fn(*args, **kwargs) -> (waveform, sample_rate)`` picks the audio from the host call (default:
     first positional argument at ``sample_rate`` / the host's ``samplerate``/``sample_rate``).
     ``span_fn(*args, **kwargs) -> seconds`` (or ``(offset, seconds)``) gives the interval the site frames
-    tile, relative to the input's first sample (default: ``(0, the waveform's duration)``). ``train_host``: leave the host's parameters trainable (default: frozen).
+    tile, relative to the input's first sample (default: ``(0, the waveform's duration)``). ``train_host``: train the host end-to-end with the adapters (default True); False freezes it.
     The host is modified in place (hooks, requires_grad); :meth:`Boosted.remove` undoes the hooks.
     """
     return Boosted(model, backbone, sites, layers=layers, input_fn=input_fn, span_fn=span_fn,
                    sample_rate=sample_rate, train_host=train_host)
 
 
-# ---- adapter files ---------------------------------------------------------------------------------
-FORMAT = "muq-booster-adapters"
-FORMAT_VERSION = 1
-
-
-def _host_class(host: nn.Module) -> str:
-    return f"{type(host).__module__}.{type(host).__qualname__}"
-
-
-def _paths(path):
-    from pathlib import Path
-    p = Path(path)
-    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
-def save_adapters(boosted: Boosted, path) -> tuple:
-    """Write the adapters of ``boosted`` as ``<path>.safetensors`` (adapter weights only: no host, no
-    backbone) and ``<path>.json`` (format version, sites, layers, fusion, host class, backbone identity).
-    ``path`` may end in ``.safetensors``. Returns the two paths. Host weights are not saved: if the host
-    was trained too (``train_host=True``), save its ``state_dict()`` separately."""
-    import json
-
-    from safetensors.torch import save_file
-    if not isinstance(boosted, Boosted):
-        raise ConfigError(f"save_adapters expects a Boosted model (from booster.inject or a preset), got "
-                          f"{type(boosted).__name__}")
-    st_path, js_path = _paths(path)
-    st_path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in boosted.adapters.state_dict().items()}
-    bb = boosted.backbone
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "host_class": _host_class(boosted.host),
-            "preset": boosted.preset, "layers": list(boosted.layers),
-            "sites": [s.to_dict() for s in boosted.sites],
-            "channels": [a.channels for a in boosted.adapters], "train_host": boosted.train_host,
-            "sample_rate": boosted.sample_rate_override,
-            "backbone": {**getattr(bb, "identity", {}), "hidden_size": bb.hidden_size,
-                         "num_layers": bb.num_layers},
-            "weights": st_path.name}
-    save_file(tensors, str(st_path), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    js_path.write_text(json.dumps(meta, indent=2, default=str))
-    return st_path, js_path
-
-
-def read_adapter_meta(path) -> dict:
-    """The JSON description of an adapter file, checked for format and version."""
-    import json
-
-    from .errors import CheckpointError
-    st_path, js_path = _paths(path)
-    if not js_path.exists() or not st_path.exists():
-        raise CheckpointError(f"adapter file incomplete: need both {st_path} and {js_path} "
-                              "(written by booster.save_adapters)")
-    try:
-        meta = json.loads(js_path.read_text())
-    except ValueError as e:
-        raise CheckpointError(f"{js_path} is not valid JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{js_path} is not a muq-booster adapter description (format "
-                              f"{meta.get('format')!r}, expected {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{js_path} has adapter format version {meta.get('format_version')!r}; this "
-                              f"muq-booster reads version {FORMAT_VERSION} only. Upgrade muq-booster (or "
-                              "re-export the adapters with this version).")
-    return meta
-
-
-def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Callable | None = None,
-                  span_fn: Callable | None = None, train_host: bool | None = None) -> Boosted:
-    """Re-create the boosted model saved by :func:`save_adapters` on ``model`` (same host class) and
-    ``backbone`` (same hidden size and depth; a different fingerprint only warns). Files written for a
-    preset (``booster.adapters.htdemucs``/``openunmix``) are rebuilt through that preset, so e.g. a
-    demucs ``BagOfModels`` is accepted again. Raises :class:`~booster.errors.CheckpointError` on any
-    mismatch."""
-    import warnings
-
-    from safetensors.torch import load_file
-
-    from .errors import CheckpointError
-    meta = read_adapter_meta(path)
-    st_path, _ = _paths(path)
-    bb = meta["backbone"]
-    if (bb.get("hidden_size"), bb.get("num_layers")) != (backbone.hidden_size, backbone.num_layers):
-        raise CheckpointError(f"adapters in {st_path} were trained on a backbone with hidden size "
-                              f"{bb.get('hidden_size')} and {bb.get('num_layers')} layers; the backbone given "
-                              f"has hidden size {backbone.hidden_size} and {backbone.num_layers} layers. Load the same MuQ "
-                              f"checkpoint ({bb.get('name')}).")
-    fp = getattr(backbone, "identity", {}).get("fingerprint")
-    if bb.get("fingerprint") and fp and fp != bb["fingerprint"]:
-        warnings.warn(f"adapters in {st_path} were trained on backbone {bb.get('name')} (fingerprint "
-                      f"{bb['fingerprint']}), this one has fingerprint {fp}: outputs will differ", stacklevel=2)
-    sites = [Site.from_dict(d) for d in meta["sites"]]
-    sites = [Site(**{**asdict(s), "channels": c}) for s, c in zip(sites, meta["channels"])]
-    train_host = meta.get("train_host", False) if train_host is None else train_host
-    if meta.get("preset"):
-        import importlib
-        preset = importlib.import_module(f"booster.adapters.{meta['preset']}")
-        try:
-            host, kw = preset.prepare(model)
-        except ConfigError as e:
-            raise CheckpointError(f"adapters in {st_path} were made for {meta['host_class']} "
-                                  f"(preset {meta['preset']!r}): {e}") from None
-    else:
-        host, kw = model, {}
-    if _host_class(host) != meta["host_class"]:
-        raise CheckpointError(f"adapters in {st_path} were made for {meta['host_class']}, not "
-                              f"{_host_class(host)}; load them onto the same kind of model")
-    for site in sites:  # the host must have the channel counts the adapters were trained for
-        try:
-            expected = preset.site_channels(host, site) if meta.get("preset") else None
-            expected = expected or infer_channels(find_module(host, site.path), site.where)
-        except (ConfigError, AttributeError, IndexError) as e:
-            raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: {e}") from None
-        if expected is not None and expected != site.channels:
-            raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: site "
-                                  f"{site.describe()} has {expected} channels here, the adapters {site.channels}")
-    kw.update({k: v for k, v in (("input_fn", input_fn), ("span_fn", span_fn)) if v is not None})
-    try:
-        boosted = Boosted(host, backbone, sites, layers=meta["layers"], sample_rate=meta.get("sample_rate"),
-                          train_host=train_host, preset=meta.get("preset"), **kw)
-    except ConfigError as e:
-        raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: {e}") from None
-    state = load_file(str(st_path))
-    try:
-        boosted.adapters.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        boosted.remove()
-        raise CheckpointError(f"adapter weights in {st_path} do not fit this model: {e}") from None
-    p = next(host.parameters(), None)
-    return boosted.to(p.device) if p is not None else boosted
+# Adapter files live in booster/adapter_io.py; re-exported here (imported last: it builds on Boosted).
+from .adapter_io import (FORMAT, FORMAT_VERSION, load_adapters, read_adapter_meta,  # noqa: E402,F401
+                         save_adapters)

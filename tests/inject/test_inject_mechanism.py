@@ -36,11 +36,14 @@ def test_identity_against_unfrozen_copy(tiny_host, debug_muq):
 
 
 def test_trainable_state_and_gradients(tiny_host, debug_muq):
-    b = booster.inject(tiny_host, debug_muq, SITES, layers=[0, 6, 12])
+    b0 = booster.inject(tiny_host, debug_muq, SITES)
+    assert all(p.requires_grad for p in b0.host.parameters())  # end-to-end by default
+    b0.remove()
+    b = booster.inject(tiny_host, debug_muq, SITES, layers=[0, 6, 12], train_host=False)
     adapter_ids = {id(p) for p in b.adapter_parameters()}
     assert adapter_ids == {id(p) for p in b.adapters.parameters()}
     assert not any(id(p) in adapter_ids for p in b.host.parameters())
-    assert {id(p) for p in b.parameters() if p.requires_grad} == adapter_ids   # host frozen by default
+    assert {id(p) for p in b.parameters() if p.requires_grad} == adapter_ids   # host frozen on request
     assert not any(k.startswith("backbone") for k in b.state_dict())
     assert not set(map(id, debug_muq.parameters())) & {id(p) for p in b.parameters()}
     randomise(b)
@@ -55,7 +58,7 @@ def test_trainable_state_and_gradients(tiny_host, debug_muq):
 
 
 def test_training_step_lowers_loss(tiny_host, debug_muq):
-    b = booster.inject(tiny_host, debug_muq, SITES, layers=[6, 12])
+    b = booster.inject(tiny_host, debug_muq, SITES, layers=[6, 12], train_host=False)
     x, target = wav(batch=2), torch.rand(2, 1, 99)
     opt = torch.optim.Adam(b.adapter_parameters(), lr=3e-2)
     losses = []
