@@ -33,12 +33,14 @@ def test_packaged_configs_are_listed():
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_every_config_fits_a_few_steps(name, stems_root, tmp_path):
-    assert main(["fit", "--config", f"recipes/separation/{name}.yaml", *_overrides(stems_root, tmp_path, name),
+def test_every_config_fits_a_few_steps(name, stems_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs write runs/... relative to the working directory
+    assert main(["fit", "--config", name, *_overrides(stems_root, tmp_path, name),
                  "--trainer.fast_dev_run", "2"]) == 0
 
 
-def test_fit_validate_test_and_compare(stems_root, tmp_path, capsys):
+def test_fit_validate_test_and_compare(stems_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     ckpt_dir = tmp_path / "ckpt"
     common = _overrides(stems_root, tmp_path, "demo") + ["--model.boost", "true",
                                                          "--model.feature_cache", str(tmp_path / "cache")]
@@ -87,7 +89,7 @@ model: {{boost: true, feature_cache: null}}
            "--trainer.default_root_dir", str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     log = open(tmp_path / "first_run.log", "wb")  # a file, not a pipe: a full pipe would block the run
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).parents[2], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=log)
     last = ckpt_dir / "last.ckpt"
     deadline = time.time() + 240
     killed_at = None
@@ -113,7 +115,7 @@ model: {{boost: true, feature_cache: null}}
     saved = torch.load(last, map_location="cpu", weights_only=True)
     resume_from = saved["global_step"]
     target = resume_from + 4
-    done = subprocess.run(cmd + ["--ckpt_path", "last", "--trainer.max_steps", str(target)], cwd=Path(__file__).parents[2],
+    done = subprocess.run(cmd + ["--ckpt_path", "last", "--trainer.max_steps", str(target)], cwd=tmp_path,
                           env=env, capture_output=True, timeout=240)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     final = torch.load(last, map_location="cpu", weights_only=True)
