@@ -59,6 +59,20 @@ def best(fn, repeats: int) -> float:
     return min(times)
 
 
+def interleaved(fns, repeats: int) -> list[float]:
+    """Best time of each function over ``repeats`` rounds, the functions alternating within a round
+    (load from other processes then hits all of them alike)."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t)
+    return [min(t) for t in times]
+
+
 def train_steps(args) -> dict:
     base, boosted = modules(args)
     g = torch.Generator().manual_seed(0)
@@ -78,9 +92,8 @@ def train_steps(args) -> dict:
         return run
 
     base.train(), boosted.train()
-    t_base = best(step(base), args.repeats)
-    t_cached = best(step(boosted, cached), args.repeats)
-    t_live = best(step(boosted, live=True), args.repeats)
+    t_base, t_cached, t_live = interleaved([step(base), step(boosted, cached), step(boosted, live=True)],
+                                           args.repeats)
     return {"baseline_s": t_base, "boosted_cached_s": t_cached, "boosted_live_s": t_live,
             "ratio_cached": t_cached / t_base, "ratio_live": t_live / t_base}
 
@@ -95,8 +108,12 @@ def separation(args) -> dict:
     t_plain = best(lambda: plain.separate_tensor(mix), args.repeats)
     t_boost = best(lambda: sep.separate_tensor(mix), args.repeats)
     t_muq = best(lambda: sep.backbone.extract(mix, 44100, layers), args.repeats)
+    feats = sep.track_features(mix)
+    t_given = best(lambda: sep.separate_tensor(mix, features=feats), args.repeats)  # everything but MuQ
     overhead = t_boost - t_plain
     return {"track_s": args.track_seconds, "plain_s": t_plain, "boosted_s": t_boost, "muq_s": t_muq,
+            "boosted_given_features_s": t_given,
+            "adapters_overhead_pct_of_plain": 100 * (t_given - t_plain) / t_plain,
             "rtf_plain": t_plain / args.track_seconds, "rtf_boosted": t_boost / args.track_seconds,
             "ratio": t_boost / t_plain, "muq_share_of_boosted": t_muq / t_boost,
             "overhead_minus_muq_pct_of_plain": 100 * (overhead - t_muq) / t_plain}
@@ -182,7 +199,8 @@ def main() -> None:
     print(f"\nstep ratio cached {t['ratio_cached']:.3f} (target <= 1.15), live {t['ratio_live']:.3f}; "
           f"separation x{s['ratio']:.3f} (RTF {s['rtf_plain']:.3f} -> {s['rtf_boosted']:.3f}), MuQ share "
           f"{100 * s['muq_share_of_boosted']:.1f} %, overhead beyond MuQ {s['overhead_minus_muq_pct_of_plain']:+.1f} % "
-          "of plain (target <= 5 %)")
+          f"of plain (target <= 5 %); with the track's features given: {s['adapters_overhead_pct_of_plain']:+.1f} % "
+          "of plain")
 
 
 if __name__ == "__main__":

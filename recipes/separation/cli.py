@@ -62,8 +62,13 @@ def main(subcommand: str, args: list[str]) -> int:
     from .data import StemsDataModule
     from .module import SeparationModule
 
+    import sys
     cli_class = make_cli_class()
-    cli_class(SeparationModule, StemsDataModule, args=[subcommand, *resolve_configs(list(args))],
-              save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-              parser_kwargs={"prog": f"booster {subcommand}"})
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments are passed explicitly (avoids LightningCLI's warning)
+    try:
+        cli_class(SeparationModule, StemsDataModule, args=[subcommand, *resolve_configs(list(args))],
+                  save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                  parser_kwargs={"prog": f"booster {subcommand}"})
+    finally:
+        sys.argv = argv
     return 0

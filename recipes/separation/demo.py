@@ -30,6 +30,7 @@ def run(out_dir, *, seconds_budget: float = 120.0, seed: int = 0, train_tracks: 
     of each test track (None: whole tracks; museval is slow on CPU).
     """
     say = print if verbose else (lambda *a, **k: None)
+    import lightning.pytorch.callbacks  # noqa: F401  (create Lightning's loggers before quieting them)
     with _quiet_lightning():
         return _run(out_dir, say, seconds_budget, seed, train_tracks, test_tracks, track_seconds, eval_seconds,
                     segment, batch_size, host)
@@ -38,7 +39,8 @@ def run(out_dir, *, seconds_budget: float = 120.0, seed: int = 0, train_tracks: 
 @contextlib.contextmanager
 def _quiet_lightning():
     """Hide Lightning's start-up chatter (device lines, tips, known deprecation warnings)."""
-    names = ("lightning.pytorch", "lightning.fabric", "lightning")
+    names = ["lightning.pytorch", "lightning.fabric", "lightning"]
+    names += [n for n in logging.root.manager.loggerDict if n.startswith("lightning")]
     levels = {n: logging.getLogger(n).level for n in names}
     try:
         for n in names:
