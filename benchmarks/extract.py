@@ -84,18 +84,29 @@ def speed(args) -> dict:
 
 
 def memory_child(which: str, minutes: float, small: bool) -> None:
-    if which == "reference":
+    """Peak RSS of one model alone (random weights: memory does not depend on their values)."""
+    from booster import MuQ
+    from booster.muq.config import MuQConfig
+
+    if small:
+        from official_layout import reduced_config
+        cfg = reduced_config(depth=12, dim=128, heads=4, ffn=512, conv_dim=32)
+    else:
+        cfg = MuQConfig.large()
+    if which == "reference":  # imports transformers only here: its import alone costs RSS
+        from booster.muq.reference import ReferenceMuQ
         limit = 16 * 2**30  # leave the machine usable: above this the reference "does not fit"
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    ours, ref = build(small)
+        model = ReferenceMuQ(cfg)
+    else:
+        model = MuQ(cfg)
     wav = torch.randn(1, int(minutes * 60 * 24000)) * 0.1
     try:
         with torch.inference_mode():
             if which == "ours":
-                out = ours.extract(wav, 24000, layers=None)
-                shape = list(out.hidden.shape)
+                shape = list(model.extract(wav, 24000, layers=None).hidden.shape)
             else:
-                shape = list(ref(wav)[-1].shape)
+                shape = list(model(wav)[-1].shape)
         status = "ok"
     except (RuntimeError, MemoryError) as e:
         status, shape = f"does not fit: {type(e).__name__}: {str(e).splitlines()[0][:120]}", None

@@ -78,12 +78,35 @@ class Conv2dSubsampling(nn.Module):
             Res2dModule(hdim, hdim, (2, strides[1])),
         )
         self.linear = nn.Linear(hdim * n_bands // 4, odim)
+        self.strides = tuple(strides)
         self.optimize = True
+        self.tile = 1024  # mel frames per tile (~10 s); 0 disables tiling
         self._frozen: dict = {}
 
+    # Output frame j depends on mel frames 4j-9 .. 4j+9 (two stride-2 Res2d stages of 3x3 convolutions),
+    # so a halo of 16 mel frames (a multiple of 4) on each side of a tile makes tiling exact.
+    HALO = 16
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, F, T_mel]`` → ``[B, T, D]``. Long inputs run in time tiles of ``tile`` mel frames
+        with a halo of :attr:`HALO` frames: the same result, with activation memory bounded by the tile."""
         if x.dim() == 3:
             x = x.unsqueeze(1)  # [B, 1, F, T_mel]
+        n, step = x.shape[-1], self.tile
+        if not step or n <= step + 2 * self.HALO or self.training:
+            return self._forward_any(x)
+        factor = self.strides[0] * self.strides[1]
+        assert step % 4 == 0 and self.HALO % 4 == 0, "tile and halo must be multiples of 4 mel frames"
+        pieces = []
+        for a in range(0, n, step):
+            lo, hi = max(0, a - self.HALO), min(n, a + step + self.HALO)
+            y = self._forward_any(x[..., lo:hi])
+            first = (a - lo) // factor                  # lo is a multiple of the factor: frames align
+            count = subsampled_length(min(n, a + step), self.strides) - a // factor
+            pieces.append(y[:, first:first + count])
+        return torch.cat(pieces, dim=1)
+
+    def _forward_any(self, x: torch.Tensor) -> torch.Tensor:
         if self.optimize and not self.training and x.device.type == "cpu" and not torch.jit.is_tracing():
             dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
             frozen = self._frozen_graph(dtype)

@@ -153,3 +153,24 @@ def test_debug_features_follow_the_input(debug_muq):
     for j in range(3):
         time_share = a[j].var(0).sum() / (a[j] ** 2).mean(0).sum()
         assert time_share > 0.03
+
+
+@pytest.mark.parametrize("label_rate", [25, 50])
+def test_conv_tiling_is_exact(label_rate):
+    """The conv front end runs long inputs in tiles with a halo: same frames, same values."""
+    from booster import MuQ
+    from booster.muq.config import MuQConfig
+    cfg = MuQConfig.debug()
+    cfg.label_rate = label_rate
+    m = MuQ(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.1, generator=torch.Generator().manual_seed(p.numel()))
+    for n in (37, 1057, 2049, 4101):
+        mel = torch.randn(2, 128, n)
+        m.conv.tile = 0
+        whole = m.conv(mel)
+        m.conv.tile = 256
+        tiled = m.conv(mel)
+        assert whole.shape == tiled.shape == (2, m.num_frames(n * 240 + 239), 32)
+        torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=1e-6)
