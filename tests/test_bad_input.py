@@ -12,7 +12,7 @@ from booster import audio
 from booster.cli import main
 from booster.errors import AudioError
 from booster.muq.extract import extract_file
-from conftest import music_like
+from audio_helpers import music_like
 
 
 def write(path, data, sr=44100, subtype="FLOAT"):

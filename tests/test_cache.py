@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from booster.cache import FeatureCache, FeatureFileError, load_features, save_features
-from conftest import music_like
+from audio_helpers import music_like
 
 
 def test_feature_file_roundtrip(debug_muq, tmp_path):

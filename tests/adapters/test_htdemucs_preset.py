@@ -2,7 +2,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_htdemucs  # noqa: E402
+from adapter_helpers import tiny_htdemucs  # noqa: E402
 
 import booster
 from booster.adapters import htdemucs
@@ -74,7 +74,7 @@ def test_round_trip_and_refusals(tmp_path, debug_muq):
     with pytest.raises(CheckpointError, match="do not fit"):
         booster.load_adapters(wider, debug_muq, tmp_path / "ht")
     from booster.adapters import openunmix  # noqa: F401
-    from conftest import tiny_separator
+    from adapter_helpers import tiny_separator
     with pytest.raises(CheckpointError):
         booster.load_adapters(tiny_separator(), debug_muq, tmp_path / "ht")
 

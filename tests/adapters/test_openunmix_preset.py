@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import tiny_separator
+from adapter_helpers import tiny_separator
 
 import booster
 from booster.adapters import openunmix

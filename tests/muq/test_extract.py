@@ -6,7 +6,7 @@ import torch
 from booster import Features
 from booster.errors import AudioError, ConfigError
 from booster.muq.extract import window_plan
-from conftest import music_like
+from audio_helpers import music_like
 
 
 @pytest.mark.parametrize("seed", range(4))

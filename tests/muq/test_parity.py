@@ -4,7 +4,7 @@ import torch
 
 from booster import MuQ
 from booster.muq.reference import ReferenceMuQ
-from conftest import music_like
+from audio_helpers import music_like
 from official_layout import official_state_dict, reduced_config, write_checkpoint
 
 TOL = 1e-5

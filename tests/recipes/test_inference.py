@@ -8,7 +8,7 @@ from booster.cli import main
 from booster.recipes.separation.inference import Separator
 from booster.recipes.separation.module import SeparationModule
 
-from conftest import SOURCES
+from recipe_helpers import SOURCES
 
 
 def _boosted(host="htdemucs", perturb=True):

@@ -11,7 +11,7 @@ from booster.recipes.separation.data import StemsDataModule
 from booster.recipes.separation.hosts import build_host, host_from_spec, host_spec
 from booster.recipes.separation.module import SeparationModule
 
-from conftest import SOURCES, trainer_kwargs
+from recipe_helpers import SOURCES, trainer_kwargs
 
 
 def _module(host, boost, **kw):
