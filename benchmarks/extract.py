@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from timing import interleaved
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
@@ -40,15 +42,6 @@ def build(small: bool):
     return ours, ref
 
 
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def speed(args) -> dict:
     ours, ref = build(args.small)
     torch.manual_seed(0)
@@ -61,12 +54,7 @@ def speed(args) -> dict:
         "ours_bf16_upto4": lambda: ours.extract(wav, 24000, layers=[1, 2, 3, 4], precision="bf16"),
     }
     with torch.inference_mode():
-        for fn in runs.values():  # warm-up
-            fn()
-        times = {k: float("inf") for k in runs}
-        for _ in range(args.repeats):  # interleaved so that machine load affects all alike
-            for k, fn in runs.items():
-                times[k] = min(times[k], best_time(fn, 1))
+        times = dict(zip(runs, interleaved(list(runs.values()), args.repeats)))
         fp32 = ours.extract(wav, 24000, layers=None).hidden[0]
         bf16 = ours.extract(wav, 24000, layers=None, precision="bf16").hidden[0]
         ref_states = ref(wav)
@@ -83,7 +71,7 @@ def speed(args) -> dict:
     }
 
 
-def memory_child(which: str, minutes: float, small: bool) -> None:
+def memory_child(which: str, minutes: float, small: bool, layers: str = "all") -> None:
     """Peak RSS of one model alone (random weights: memory does not depend on their values)."""
     from booster import MuQ
     from booster.muq.config import MuQConfig
@@ -104,20 +92,31 @@ def memory_child(which: str, minutes: float, small: bool) -> None:
     try:
         with torch.inference_mode():
             if which == "ours":
-                shape = list(model.extract(wav, 24000, layers=None).hidden.shape)
+                asked = None if layers == "all" else [int(i) for i in layers.split(",")]
+                shape = list(model.extract(wav, 24000, layers=asked).hidden.shape)
             else:
                 shape = list(model(wav)[-1].shape)
         status = "ok"
     except (RuntimeError, MemoryError) as e:
         status, shape = f"does not fit: {type(e).__name__}: {str(e).splitlines()[0][:120]}", None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    print(json.dumps({"which": which, "status": status, "peak_rss_gib": round(peak, 2), "shape": shape}))
+    peak = _vm_hwm_gib()
+    print(json.dumps({"which": which, "layers": layers, "status": status, "peak_rss_gib": round(peak, 2),
+                      "shape": shape}))
+
+
+def _vm_hwm_gib() -> float:
+    """This process's peak RSS. (ru_maxrss would include the parent's peak: Linux keeps it across exec.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20  # kB -> GiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def memory(args) -> list:
     results = []
-    for which in ("ours", "reference"):
-        cmd = [sys.executable, __file__, "--memory-child", which, "--memory-minutes", str(args.memory_minutes)]
+    for which, layers in (("ours", "all"), ("ours", "4,8,12"), ("reference", "all")):
+        cmd = [sys.executable, __file__, "--memory-child", which, "--memory-minutes", str(args.memory_minutes),
+               "--memory-layers", layers]
         if args.small:
             cmd.append("--small")
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -136,9 +135,10 @@ def main() -> None:
     p.add_argument("--small", action="store_true", help="reduced architecture (smoke check)")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--memory-child", choices=["ours", "reference"], help=argparse.SUPPRESS)
+    p.add_argument("--memory-layers", default="all", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_child:
-        return memory_child(args.memory_child, args.memory_minutes, args.small)
+        return memory_child(args.memory_child, args.memory_minutes, args.small, args.memory_layers)
     result = {"speed": speed(args)}
     if not args.skip_memory:
         result["memory"] = memory(args)

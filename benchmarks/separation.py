@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from timing import best, interleaved
+
 SOURCES = ["drums", "bass", "other", "vocals"]
 
 
@@ -47,30 +49,6 @@ def modules(args):
     boosted = SeparationModule(**kw)  # same host weights, then boosted with the chosen backbone
     boosted.model = boosting.boost_host(args.host, boosted.model, backbone(args.backbone), train_host=True)
     return base, boosted
-
-
-def best(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def interleaved(fns, repeats: int) -> list[float]:
-    """Best time of each function over ``repeats`` rounds, the functions alternating within a round
-    (load from other processes then hits all of them alike)."""
-    for fn in fns:
-        fn()  # warm-up
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            fn()
-            times[i].append(time.perf_counter() - t)
-    return [min(t) for t in times]
 
 
 def train_steps(args) -> dict:

@@ -37,6 +37,8 @@ class ReferenceMuQ(nn.Module):
         self.to_db = torchaudio.transforms.AmplitudeToDB()
         self.conv = Conv2dSubsampling(1, config.conv_dim, config.encoder_dim, strides=config.time_strides,
                                       n_bands=config.n_mels)
+        self.conv.optimize = False  # the plain official computation: no frozen graph, no tiling, no folding
+        self.conv.tile = 0
         for block in self.conv.conv:
             block.fold = False
         known = set(cfg_cls().to_dict())

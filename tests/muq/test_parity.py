@@ -10,6 +10,14 @@ from official_layout import official_state_dict, reduced_config, write_checkpoin
 TOL = 1e-5
 
 
+def reference_states(config, sd, wav, **kw):
+    """The reference's hidden states for ``wav`` with the official state dict ``sd``."""
+    ref = ReferenceMuQ(config)
+    ref.load_official(sd)
+    with torch.no_grad():
+        return ref(wav, **kw)
+
+
 def worst_relative_error(ours, ref) -> float:
     assert len(ours) == len(ref)
     worst = 0.0
@@ -23,15 +31,13 @@ def worst_relative_error(ours, ref) -> float:
 def test_random_weights_reduced_config(seconds):
     cfg = reduced_config(depth=3)
     sd = official_state_dict(cfg, seed=1)
-    ref = ReferenceMuQ(cfg)
-    ref.load_official(sd)
     ours = MuQ(cfg)
     from booster.muq.loading import load_state_dict
     load_state_dict(ours, sd)
     wav = torch.cat([music_like(seconds, seed=2), 0.3 * torch.randn(1, int(seconds * 24000))])  # [2, S]
     with torch.no_grad():
-        expected = ref(wav)
         got = ours(wav, output_hidden_states=True)
+    expected = reference_states(cfg, sd, wav)
     assert len(got.hidden_states) == cfg.encoder_depth + 1 == len(expected)
     assert torch.equal(got.last_hidden_state, got.hidden_states[-1])
     assert worst_relative_error(got.hidden_states, expected) <= TOL
@@ -45,12 +51,10 @@ def test_official_layout_checkpoint(tmp_path, weight_norm, fmt, rvq):
     sd = official_state_dict(cfg, seed=3, weight_norm=weight_norm, rvq=rvq)
     path = write_checkpoint(tmp_path / "ckpt", cfg, sd, fmt=fmt)
     ours = MuQ.from_pretrained(path)
-    ref = ReferenceMuQ(cfg)
-    ref.load_official(sd)
     wav = music_like(2.5, seed=4)
     with torch.no_grad():
         got = ours(wav).hidden_states
-        expected = ref(wav)
+    expected = reference_states(cfg, sd, wav)
     assert len(got) == 5
     assert worst_relative_error(got, expected) <= TOL
     assert not any(p.requires_grad for p in ours.parameters())
@@ -59,12 +63,10 @@ def test_official_layout_checkpoint(tmp_path, weight_norm, fmt, rvq):
 
 def test_debug_model_matches_reference_all_13_states(debug_muq):
     sd = {f"model.{k}": v for k, v in debug_muq.state_dict().items()}
-    ref = ReferenceMuQ(debug_muq.config)
-    ref.load_official(sd)
     wav = music_like(3.0, seed=5)
     with torch.no_grad():
         got = debug_muq(wav).hidden_states
-        expected = ref(wav)
+    expected = reference_states(debug_muq.config, sd, wav)
     assert len(got) == 13
     assert worst_relative_error(got, expected) <= TOL
 
@@ -72,8 +74,7 @@ def test_debug_model_matches_reference_all_13_states(debug_muq):
 def test_padding_mask_matches_reference():
     cfg = reduced_config(depth=2)
     sd = official_state_dict(cfg, seed=6)
-    ref, ours = ReferenceMuQ(cfg), MuQ(cfg)
-    ref.load_official(sd)
+    ours = MuQ(cfg)
     from booster.muq.loading import load_state_dict
     load_state_dict(ours, sd)
     wav = torch.randn(2, 48000) * 0.1
@@ -81,7 +82,7 @@ def test_padding_mask_matches_reference():
     mask[1, 30000:] = False
     with torch.no_grad():
         got = ours(wav, attention_mask=mask).hidden_states
-        expected = ref(wav, attention_mask=mask)
+    expected = reference_states(cfg, sd, wav, attention_mask=mask)
     assert worst_relative_error(got, expected) <= TOL
 
 
