@@ -186,3 +186,54 @@ def list_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
         else:
             raise AudioError(f"input {str(p)!r} does not exist")
     return out
+
+
+class FileReader:
+    """Random access to an audio file at ``sample_rate`` Hz with ``channels`` channels.
+
+    ``reader(first, count) -> [channels, count]`` reads only the native samples a request needs plus a
+    resampler margin, starting on the resampler's grid, so the result equals the same span of the whole
+    file resampled at once (up to float rounding) and a long file is never loaded whole. ``length`` is the
+    number of samples at ``sample_rate`` (torchaudio's resampled length). Channels are averaged before
+    resampling when the file has more channels than asked (as :func:`to_mono` then :func:`resample`).
+    Past the end of the file the output is zero-padded.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int):
+        self.path = str(path)
+        self.meta = info(self.path)  # raises AudioError for missing / empty / unreadable files
+        if self.meta.frames == 0:
+            raise AudioError(f"audio file {self.path!r} contains no samples")
+        self.sample_rate, self.channels = int(sample_rate), int(channels)
+        g = math.gcd(self.meta.sample_rate, self.sample_rate)
+        self.up, self.down = self.sample_rate // g, self.meta.sample_rate // g
+        self.length = math.ceil(self.meta.frames * self.up / self.down)
+        self.margin = 0 if self.up == self.down else 64 * self.down
+
+    def __call__(self, first: int, count: int) -> torch.Tensor:
+        import soundfile as sf
+
+        a = (first // self.up) * self.down - self.margin
+        lo = max(0, a)
+        hi = min(self.meta.frames, -(-(first + count) * self.down // self.up) + self.margin)
+        if hi <= lo:
+            return torch.zeros(self.channels, count)
+        try:
+            data, _ = sf.read(self.path, start=lo, stop=hi, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(f"cannot decode {self.path!r} at {lo / self.meta.sample_rate:.2f} s: {e}; "
+                             "the file may be truncated or corrupt") from None
+        seg = torch.from_numpy(np.ascontiguousarray(data.T))
+        check_finite(seg, f"audio file {self.path!r} (between {lo / self.meta.sample_rate:.2f} s and "
+                          f"{hi / self.meta.sample_rate:.2f} s)")
+        if seg.shape[0] > self.channels:  # downmix first: fewer channels to resample
+            seg = convert_channels(seg, self.channels)
+        if lo > a:  # before the start of the file: zeros, as the whole-file resampler sees
+            seg = torch.nn.functional.pad(seg, (lo - a, 0))
+        if self.up != self.down:
+            seg = resample(seg, self.meta.sample_rate, self.sample_rate)
+            seg = seg[:, first - (a // self.down) * self.up:]
+        out = convert_channels(seg[:, :count], self.channels)
+        if out.shape[-1] < count:
+            out = torch.nn.functional.pad(out, (0, count - out.shape[-1]))
+        return out

@@ -28,11 +28,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_backbone(src: str):
-    from ..muq import MuQ
-    return MuQ.debug() if src == "debug" else MuQ.from_pretrained(src)
-
-
 def output_name(path: Path, roots: list[Path]) -> Path:
     """Relative output path: keeps sub-folders of a walked input folder so names cannot collide."""
     for root in roots:
@@ -49,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..audio import list_audio_files
     from ..cache import file_hash, save_features
+    from ..muq import load_backbone
     from ..muq.extract import extract_file, resolve_layers
 
     files = list_audio_files(args.inputs)

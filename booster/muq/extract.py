@@ -172,41 +172,21 @@ def extract_file(muq, path, layers=None, *, window: float = 30.0, overlap: float
     """Features of an audio file read window by window: memory is bounded by one window of audio plus
     the output features, whatever the file's length. Same result as loading the file and calling
     :func:`extract_features` (up to float rounding of the resampler at window edges)."""
-    from ..audio import info
-    import soundfile as sf
+    from ..audio import FileReader
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     layers = resolve_layers(layers, muq.num_layers)
-    meta = info(path)
-    sr = meta.sample_rate
-    g = math.gcd(sr, SAMPLE_RATE)
-    up, down = SAMPLE_RATE // g, sr // g          # 24 kHz index j <-> source index j * down / up
-    total = math.ceil(meta.frames * up / down)    # torchaudio's resampled length
+    reader = FileReader(path, SAMPLE_RATE, 1)  # mono 24 kHz, read window by window
+    total = reader.length
     if total < muq.min_samples:
-        raise AudioError(f"{str(path)!r} is too short: {meta.frames} samples at {sr} Hz "
+        meta = reader.meta
+        raise AudioError(f"{str(path)!r} is too short: {meta.frames} samples at {meta.sample_rate} Hz "
                          f"({meta.duration * 1000:.1f} ms); MuQ needs at least "
                          f"~{muq.min_samples / SAMPLE_RATE * 1000:.0f} ms")
-    margin = 64 * down  # source samples of context for the resampling filter, a multiple of `down`
 
     def read(st: int, en: int) -> torch.Tensor:
-        a = (st // up) * down - margin            # source start on the resampler's grid
-        first = max(0, a)
-        last = min(meta.frames, -(-en * down // up) + margin)
-        try:
-            data, _ = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
-        except Exception as e:
-            raise AudioError(f"cannot decode {str(path)!r} at {first / sr:.2f} s: {e}") from None
-        seg = torch.from_numpy(data.T.copy()).mean(0, keepdim=True)
-        check_finite(seg, f"audio file {str(path)!r} (between {first / sr:.2f} s and {last / sr:.2f} s)")
-        if first > a:  # before the start of the file: zero padding, as the whole-file resampler sees
-            seg = torch.nn.functional.pad(seg, (first - a, 0))
-        seg = resample(seg, sr, SAMPLE_RATE)
-        offset = st - (a // down) * up
-        out = seg[:, offset:offset + (en - st)]
-        if out.shape[1] < en - st:
-            out = torch.nn.functional.pad(out, (0, en - st - out.shape[1]))
-        return out
+        return reader(st, en - st)  # [1, en - st]: the batch of one
 
     win, ov = window_sizes(muq, window, overlap)
     plan = window_plan(total, win, ov, muq.samples_per_frame)

@@ -118,10 +118,15 @@ class MuQ(nn.Module):
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = True) -> MuQOutput:
         """Official interface: ``x`` ``[B, S]`` mono at 24 kHz → :class:`MuQOutput`."""
+        from ..audio import check_finite
+        from ..errors import AudioError
         if x.dim() != 2:
-            from ..errors import AudioError
             raise AudioError(f"MuQ.forward expects [B, S] mono 24 kHz audio, got shape {tuple(x.shape)}; "
                              "use MuQ.extract for other shapes and sample rates")
+        if x.shape[-1] < self.min_samples:
+            raise AudioError(f"audio too short: {x.shape[-1]} samples at 24 kHz; MuQ needs at least "
+                             f"{self.min_samples} (~43 ms: one 25 Hz frame plus the STFT padding)")
+        check_finite(x, "input audio")
         hs = self.encode(x, attention_mask=attention_mask)
         states = tuple(hs[i] for i in range(self.num_layers + 1))
         return MuQOutput(states[-1], states if output_hidden_states else None)
@@ -177,3 +182,9 @@ class MuQ(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` in the official layout (``model.`` prefix)."""
         from .loading import save_pretrained
         save_pretrained(self, directory)
+
+
+def load_backbone(src: str | os.PathLike, seed: int = 0) -> MuQ:
+    """What a ``--checkpoint`` / ``backbone:`` value names: ``"debug"`` (the tiny built-in MuQ, random
+    weights from ``seed``), a local directory in the official layout, or a hub id."""
+    return MuQ.debug(seed) if str(src) == "debug" else MuQ.from_pretrained(src)

@@ -14,17 +14,11 @@ from torch import nn
 
 from booster.errors import CheckpointError, ConfigError
 from booster.features import Features
+from booster.muq import load_backbone  # noqa: F401  ("debug", a directory or a hub id)
 
 FEATURE_MARGIN = 2  # extra 25 Hz frames on each side of a chunk, so interpolation has neighbours
 
 
-def load_backbone(src: str, seed: int = 0):
-    """``"debug"`` (tiny random MuQ, deterministic for ``seed``), a local directory or a hub id."""
-    from booster import MuQ
-
-    if src == "debug":
-        return MuQ.debug(seed)
-    return MuQ.from_pretrained(src)
 
 
 def boost_host(host_name: str, host: nn.Module, backbone, **kwargs) -> nn.Module:
@@ -76,13 +70,9 @@ def chunk_features(full: Features, start: float, duration: float) -> Features:
 
 
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict of the trainable part (host + adapters), without the frozen backbone."""
-    state = model.state_dict()
-    bb = backbone_of(model)
-    if bb is None:
-        return state
-    prefixes = [n + "." for n, m in model.named_modules() if m is bb and n]
-    return {k: v for k, v in state.items() if not any(k.startswith(p) for p in prefixes)}
+    """State dict of the trainable part (host + adapters). A boosted model keeps its frozen backbone
+    outside the module tree, so its ``state_dict()`` already excludes it."""
+    return model.state_dict()
 
 
 def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -94,6 +84,4 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> No
         raise CheckpointError(f"checkpoint does not match the model: missing {missing[:8]}"
                               f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
                               f"{' ...' if len(unexpected) > 8 else ''}")
-    full = model.state_dict()
-    full.update(state)
-    model.load_state_dict(full, strict=True)
+    model.load_state_dict(state, strict=True)

@@ -12,11 +12,10 @@ import math
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
-from booster.audio import check_finite, convert_channels, info, resample
-from booster.errors import AudioError, ConfigError
+from booster.audio import FileReader  # noqa: F401  (re-exported: chunked readers live together)
+from booster.errors import ConfigError
 
 
 def chunk_offsets(length: int, segment: int, overlap: float) -> tuple[list[int], int]:
@@ -100,47 +99,3 @@ def tensor_reader(mix: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
             part = torch.nn.functional.pad(part, (0, count - part.shape[-1]))
         return part
     return read
-
-
-class FileReader:
-    """Random access to an audio file at ``sample_rate`` Hz with ``channels`` channels.
-
-    Reads only the native samples a request needs (plus a resampler margin), so a long file is never
-    loaded whole. ``length`` is the number of samples at ``sample_rate``.
-    """
-
-    def __init__(self, path: str | Path, sample_rate: int, channels: int):
-        self.path = str(path)
-        self.meta = info(self.path)  # raises AudioError for missing / empty / unreadable files
-        if self.meta.frames == 0:
-            raise AudioError(f"audio file {self.path!r} contains no samples")
-        self.sample_rate, self.channels = int(sample_rate), int(channels)
-        g = math.gcd(self.meta.sample_rate, self.sample_rate)
-        self.up, self.down = self.sample_rate // g, self.meta.sample_rate // g
-        self.length = math.ceil(self.meta.frames * self.up / self.down)
-        self.margin = 0 if self.up == self.down else 64 * self.down
-
-    def __call__(self, first: int, count: int) -> torch.Tensor:
-        import soundfile as sf
-
-        a = (first // self.up) * self.down - self.margin
-        lo = max(0, a)
-        hi = min(self.meta.frames, -(-(first + count) * self.down // self.up) + self.margin)
-        if hi <= lo:
-            return torch.zeros(self.channels, count)
-        try:
-            data, _ = sf.read(self.path, start=lo, stop=hi, dtype="float32", always_2d=True)
-        except Exception as e:
-            raise AudioError(f"cannot decode {self.path!r} at {lo / self.meta.sample_rate:.2f} s: {e}; "
-                             "the file may be truncated or corrupt") from None
-        seg = torch.from_numpy(np.ascontiguousarray(data.T))
-        check_finite(seg, f"audio file {self.path!r}")
-        if lo > a:
-            seg = torch.nn.functional.pad(seg, (lo - a, 0))
-        if self.up != self.down:
-            seg = resample(seg, self.meta.sample_rate, self.sample_rate)
-            seg = seg[:, first - (a // self.down) * self.up:]
-        out = convert_channels(seg[:, :count], self.channels)
-        if out.shape[-1] < count:
-            out = torch.nn.functional.pad(out, (0, count - out.shape[-1]))
-        return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from booster.errors import CheckpointError
+from booster.errors import AudioError, CheckpointError
 
 from . import boosting
 from .chunking import FileReader, overlap_add, tensor_reader
@@ -74,7 +74,8 @@ class Separator:
         """``mix`` ``[C, S]`` at ``sample_rate`` → ``[N, C, S]``. ``features``: precomputed track
         features (else MuQ runs once here; through the cache with ``cached=True``)."""
         if mix.dim() != 2 or mix.shape[0] != self.channels:
-            raise ValueError(f"expected a mixture [{self.channels}, S], got {tuple(mix.shape)}")
+            raise AudioError(f"expected a mixture [{self.channels}, S] at {self.sample_rate} Hz, got "
+                             f"{tuple(mix.shape)}; convert with booster.audio.convert_channels/resample")
         was = self.model.training
         self.model.eval()
         try:

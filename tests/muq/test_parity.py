@@ -90,3 +90,7 @@ def test_forward_rejects_wrong_shape(debug_muq):
     from booster.errors import AudioError
     with pytest.raises(AudioError, match=r"\[B, S\]"):
         debug_muq(torch.zeros(1, 2, 24000))
+    with pytest.raises(AudioError, match="too short"):
+        debug_muq(torch.zeros(1, 1000))
+    with pytest.raises(AudioError, match="NaN/Inf"):
+        debug_muq(torch.full((1, 24000), float("nan")))
