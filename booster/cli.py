@@ -13,7 +13,8 @@ import sys
 from .errors import BoosterError
 
 # Module names under booster.commands, in the order they appear in ``booster --help``.
-COMMANDS = ["demo", "features", "synth", "separate", "train", "compare"]
+COMMANDS = ["demo", "features", "synth", "separate", "transcribe", "mix", "train", "pretrain", "compare",
+            "study", "plot"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""The recipe kit: task-generic training, inference and reporting that every recipe builds on."""

@@ -1,0 +1,1 @@
+"""Transcription recipe: an Onsets-and-Frames-style transcriber, baseline / probe / boosted."""
