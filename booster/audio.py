@@ -5,8 +5,11 @@ S samples. Waveforms are float32 in [-1, 1] (integer PCM is scaled on load).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,29 @@ import torch
 from .errors import AudioError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".opus")
+_STRICT = [os.environ.get("BOOSTER_STRICT_AUDIO", "") not in ("", "0")]
+
+
+class TruncatedAudioWarning(UserWarning):
+    """A file holds fewer sample frames than its header declares (an interrupted copy or download)."""
+
+
+def set_strict(strict: bool) -> None:
+    """Default for ``strict=None`` in :func:`info`, :func:`load` and :class:`FileReader`: when true, a
+    truncated file raises :class:`AudioError` instead of a :class:`TruncatedAudioWarning`. The
+    commands' ``--strict`` flag sets it; so does ``BOOSTER_STRICT_AUDIO=1``."""
+    _STRICT[0] = bool(strict)
+
+
+@contextlib.contextmanager
+def strict_audio(strict: bool = True):
+    """``with strict_audio(): ...``: :func:`set_strict` for the duration of the block."""
+    old = _STRICT[0]
+    _STRICT[0] = bool(strict)
+    try:
+        yield
+    finally:
+        _STRICT[0] = old
 
 
 @dataclass(frozen=True)
@@ -30,8 +56,12 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def info(path: str | os.PathLike) -> AudioInfo:
-    """Header information of an audio file, without reading the samples."""
+def info(path: str | os.PathLike, strict: bool | None = None) -> AudioInfo:
+    """Header information of an audio file, without reading the samples.
+
+    A WAV file whose data chunk holds fewer frames than its header declares gives a
+    :class:`TruncatedAudioWarning` (the frames present are used), or an :class:`AudioError` when
+    ``strict`` (default: :func:`set_strict`)."""
     import soundfile as sf
 
     path = str(path)
@@ -41,7 +71,50 @@ def info(path: str | os.PathLike) -> AudioInfo:
     except Exception as e:  # soundfile raises RuntimeError / LibsndfileError
         raise AudioError(f"cannot read audio file {path!r}: {e}. Is it a supported audio format "
                          f"({', '.join(AUDIO_EXTENSIONS)})?") from None
-    return AudioInfo(path, int(i.samplerate), int(i.channels), int(i.frames))
+    meta = AudioInfo(path, int(i.samplerate), int(i.channels), int(i.frames))
+    declared = wav_declared_frames(path)
+    if declared is not None and declared > meta.frames:
+        msg = (f"audio file {path!r} is truncated: its header declares {declared} frames "
+               f"({declared / meta.sample_rate:.2f} s) but only {meta.frames} "
+               f"({meta.duration:.2f} s) are present")
+        if _STRICT[0] if strict is None else strict:
+            raise AudioError(msg + "; re-copy or re-export the file")
+        warnings.warn(msg + "; using the frames present (--strict makes this an error)",
+                      TruncatedAudioWarning, stacklevel=2)
+    return meta
+
+
+def wav_declared_frames(path: str) -> int | None:
+    """Frames a RIFF/WAVE header declares for its data chunk (None: not a WAV file, or a streamed
+    header with an unknown size)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            block_align = None
+            for _ in range(64):  # chunks before "data": fmt, LIST, fact, PEAK, ...
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    block_align = struct.unpack(order + "H", fmt[12:14])[0]
+                    if size % 2:
+                        f.seek(1, 1)
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF, 0x7FFFFFFF):
+                        return None  # streamed writers leave the size open
+                    return size // block_align
+                else:
+                    f.seek(size + (size % 2), 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def _check_file(path: str) -> None:
@@ -54,17 +127,19 @@ def _check_file(path: str) -> None:
 
 
 def load(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False,
-         start: float = 0.0, duration: float | None = None) -> tuple[torch.Tensor, int]:
+         start: float = 0.0, duration: float | None = None,
+         strict: bool | None = None) -> tuple[torch.Tensor, int]:
     """Read an audio file as float32 ``[C, S]``.
 
     ``sample_rate`` resamples (None keeps the file's rate); ``mono`` averages channels to ``[1, S]``;
-    ``start``/``duration`` (seconds) read a segment without loading the whole file.
-    Returns ``(wav, sample_rate)``. Raises :class:`AudioError` for unreadable, empty or non-finite audio.
+    ``start``/``duration`` (seconds) read a segment without loading the whole file; ``strict``: see
+    :func:`info`. Returns ``(wav, sample_rate)``. Raises :class:`AudioError` for unreadable, empty or
+    non-finite audio.
     """
     import soundfile as sf
 
     path = str(path)
-    meta = info(path)
+    meta = info(path, strict)
     first = int(round(start * meta.sample_rate))
     count = -1 if duration is None else int(round(duration * meta.sample_rate))
     try:
@@ -85,8 +160,8 @@ def load(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = F
 
 
 def save(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int,
-         subtype: str = "FLOAT") -> None:
-    """Write ``wav`` ``[C, S]`` (or ``[S]``) to ``path`` atomically (temporary file, then rename).
+         subtype: str = "FLOAT") -> Path:
+    """Write ``wav`` ``[C, S]`` (or ``[S]``) to ``path`` atomically (:func:`booster.fsutil.atomic_path`).
 
     ``subtype`` is a soundfile subtype: "FLOAT" (default, lossless for float32), "PCM_16", "PCM_24".
     Files are a pure function of their samples: libsndfile's float-WAV ``PEAK`` chunk carries the time
@@ -103,18 +178,15 @@ def save(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: i
         raise AudioError(f"save expects [C, S] or [S] audio, got shape {tuple(wav.shape)}")
     if not np.isfinite(wav).all():
         raise AudioError(f"refusing to write non-finite samples to {str(path)!r}")
+    from .fsutil import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fmt = (path.suffix.lstrip(".") or "wav").upper()
-    try:
+    with atomic_path(path) as tmp:
         sf.write(str(tmp), wav.T, int(sample_rate), subtype=subtype, format=fmt)
         if fmt == "WAV":
             _zero_peak_timestamp(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return path
 
 
 def _zero_peak_timestamp(path: Path) -> None:
@@ -196,12 +268,12 @@ class FileReader:
     file resampled at once (up to float rounding) and a long file is never loaded whole. ``length`` is the
     number of samples at ``sample_rate`` (torchaudio's resampled length). Channels are averaged before
     resampling when the file has more channels than asked (as :func:`to_mono` then :func:`resample`).
-    Past the end of the file the output is zero-padded.
+    Past the end of the file the output is zero-padded. ``strict``: see :func:`info`.
     """
 
-    def __init__(self, path: str | Path, sample_rate: int, channels: int):
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, strict: bool | None = None):
         self.path = str(path)
-        self.meta = info(self.path)  # raises AudioError for missing / empty / unreadable files
+        self.meta = info(self.path, strict)  # AudioError: missing / empty / unreadable (/ truncated)
         if self.meta.frames == 0:
             raise AudioError(f"audio file {self.path!r} contains no samples")
         self.sample_rate, self.channels = int(sample_rate), int(channels)

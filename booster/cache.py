@@ -4,7 +4,7 @@ One safetensors file per audio input holds ``hidden`` ``[L, T, D]`` (float32 or 
 metadata: format version, layers, frame rate, start, backbone identity, source hash, extraction settings
 and a sha256 of the tensor bytes. ``booster features`` writes this format; :class:`FeatureCache` stores
 the same files under a key made of the audio content, the backbone identity, the layers and the
-extraction settings. Writes are atomic (temporary file + rename); a truncated or corrupt entry is
+extraction settings. Writes are atomic (:mod:`booster.fsutil`); a truncated or corrupt entry is
 detected on read, removed and recomputed, never returned.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 
 from .errors import BoosterError
 from .features import Features
+from .fsutil import atomic_path
 
 FORMAT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -62,14 +63,8 @@ def save_features(path: str | os.PathLike, features: Features, *, meta: dict | N
                 start=features.start, dtype=dtype, shape=list(hidden.shape),
                 checksum=hashlib.sha256(hidden.view(torch.uint8).numpy().tobytes()).hexdigest())
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file({"hidden": hidden}, str(tmp), metadata={"booster": json.dumps(info, sort_keys=True)})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
