@@ -1,0 +1,119 @@
+"""Mix-Wave-U-Net: a Wave-U-Net that mixes N dry stems into a stereo mix.
+
+After Martínez-Ramírez, Stoller and Moffat, "A deep learning approach to intelligent drum mixing with
+the Wave-U-Net" (JAES 2021): the stems are stacked as input channels of a 1-D U-Net on the waveform;
+every encoder level is a strided-free convolution (kernel 15) followed by decimation by two, the
+decoder upsamples by linear interpolation, concatenates the encoder level of the same resolution and
+convolves (kernel 5); a final 1x1 convolution over the decoder output and the input stems gives the
+stereo mix. Our convolutions pad ("same") instead of the paper's "valid" context cropping; the input is
+zero-padded to a multiple of ``2 ** levels`` samples and the output cropped back, so any length works.
+
+Injection sites for :func:`booster.inject` (all ``"B C T"``): ``bottleneck`` (output, ``channels *
+(levels + 1)`` channels, at ``1 / 2 ** levels`` of the sample rate) and the decoder levels ``up.<i>``
+(output, see :meth:`MixWaveUNet.site_channels`).
+
+Shapes: stems ``[B, N, C, S]`` (N stems, C channels each) → mix ``[B, out_channels, S]``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import AudioError, ConfigError
+
+SIZES = {
+    "debug": {"levels": 3, "channels": 8},
+    "full": {"levels": 10, "channels": 24},  # the paper's 10 levels, 24 extra filters per level
+}
+
+
+def _conv(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.LeakyReLU(0.2))
+
+
+class MixWaveUNet(nn.Module):
+    """Wave-U-Net mixer. ``forward(stems [B, N, C, S]) -> mix [B, out_channels, S]``.
+
+    Args:
+        stems: names of the N input slots, in input order (the model's contract with data and ``booster mix``).
+        in_channels: channels per stem (C). out_channels: channels of the mix (2: stereo).
+        levels: encoder/decoder levels (each halves the time resolution). channels: filters added per level
+            (level ``i`` has ``channels * i`` filters, the bottleneck ``channels * (levels + 1)``).
+        down_kernel / up_kernel: odd kernel sizes of the encoder / decoder convolutions.
+        sample_rate: rate of the audio the model is trained on (metadata for callers).
+    """
+
+    def __init__(self, stems: list[str] | tuple[str, ...] = ("drums", "bass", "other", "vocals"),
+                 in_channels: int = 2, out_channels: int = 2, levels: int = 6, channels: int = 24,
+                 down_kernel: int = 15, up_kernel: int = 5, sample_rate: int = 44100):
+        super().__init__()
+        stems = [str(s) for s in stems]
+        if not stems or len(set(stems)) != len(stems):
+            raise ConfigError(f"MixWaveUNet needs distinct stem names, got {stems}")
+        if levels < 1 or channels < 1:
+            raise ConfigError(f"MixWaveUNet needs levels >= 1 and channels >= 1, got {levels}, {channels}")
+        if down_kernel % 2 == 0 or up_kernel % 2 == 0:
+            raise ConfigError(f"kernel sizes must be odd, got {down_kernel}, {up_kernel}")
+        self.stems, self.sample_rate = stems, int(sample_rate)
+        self.in_channels, self.out_channels, self.levels = int(in_channels), int(out_channels), int(levels)
+        c_in = len(stems) * self.in_channels
+        widths = [channels * i for i in range(1, levels + 2)]  # level 1..levels, then the bottleneck
+        self.down = nn.ModuleList()
+        prev = c_in
+        for w in widths[:-1]:
+            self.down.append(_conv(prev, w, down_kernel))
+            prev = w
+        self.bottleneck = _conv(prev, widths[-1], down_kernel)
+        self.up = nn.ModuleList()
+        prev = widths[-1]
+        for w in reversed(widths[:-1]):  # decoder level i (0 = deepest) outputs the width of its skip
+            self.up.append(_conv(prev + w, w, up_kernel))
+            prev = w
+        self.output = nn.Conv1d(prev + c_in, self.out_channels, 1)
+        self.widths = widths
+
+    @classmethod
+    def build(cls, size: str = "debug", **kwargs) -> "MixWaveUNet":
+        """A model of a named size (``"debug"`` or ``"full"``); ``kwargs`` override its settings."""
+        if size not in SIZES:
+            raise ConfigError(f"unknown MixWaveUNet size {size!r}; choose one of {sorted(SIZES)}")
+        return cls(**{**SIZES[size], **kwargs})
+
+    @property
+    def num_stems(self) -> int:
+        return len(self.stems)
+
+    def site_channels(self, path: str) -> int:
+        """Channel count of the tensor at site ``path`` (``"bottleneck"`` or ``"up.<i>"``)."""
+        if path == "bottleneck":
+            return self.widths[-1]
+        if path.startswith("up.") and path[3:].isdigit() and int(path[3:]) < self.levels:
+            return self.widths[self.levels - 1 - int(path[3:])]
+        raise ConfigError(f"MixWaveUNet has no site {path!r}; sites: bottleneck, up.0 .. up.{self.levels - 1}")
+
+    def padded_length(self, samples: int) -> int:
+        """Samples the site tensors tile for an input of ``samples`` (a multiple of ``2 ** levels``)."""
+        block = 2 ** self.levels
+        return -(-int(samples) // block) * block
+
+    def forward(self, stems: torch.Tensor) -> torch.Tensor:
+        """``stems [B, N, C, S]`` → ``mix [B, out_channels, S]``."""
+        if stems.dim() != 4 or stems.shape[1] != self.num_stems or stems.shape[2] != self.in_channels:
+            raise AudioError(f"MixWaveUNet expects stems [B, {self.num_stems}, {self.in_channels}, S] "
+                             f"(slots {self.stems}), got {tuple(stems.shape)}")
+        b, n, c, s = stems.shape
+        pad = self.padded_length(s) - s
+        x = F.pad(stems.reshape(b, n * c, s), (0, pad))
+        inp = x
+        skips = []
+        for down in self.down:
+            x = down(x)
+            skips.append(x)
+            x = x[..., ::2]  # decimation
+        x = self.bottleneck(x)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = F.interpolate(x, size=skip.shape[-1], mode="linear", align_corners=True)
+            x = up(torch.cat([x, skip], dim=1))
+        out = self.output(torch.cat([x, inp], dim=1))
+        return out[..., :s]
