@@ -1,0 +1,2 @@
+from .crafx2 import CRAFx2  # noqa: F401  (mixing)
+from .mix_wave_unet import MixWaveUNet  # noqa: F401  (mixing)

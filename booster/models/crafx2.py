@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import AudioError, ConfigError
+from ..errors import ConfigError
+from .mix_wave_unet import StemMixer
 
 SIZES = {
-    "debug": {"filters": 16, "kernel": 33, "hop": 32, "tcn_blocks": 2, "se_ratio": 4},
+    "debug": {"filters": 8, "kernel": 17, "hop": 32, "tcn_blocks": 2, "se_ratio": 2},
     "full": {"filters": 64, "kernel": 129, "hop": 64, "tcn_blocks": 6, "se_ratio": 8},
 }
 
@@ -62,7 +63,7 @@ class TemporalBlock(nn.Module):
         return z + self.norm(self.act(self.conv(z)))
 
 
-class CRAFx2(nn.Module):
+class CRAFx2(StemMixer):
     """Per-stem CRAFx2 processor summed into a mix. ``forward(stems [B, N, C, S]) -> mix [B, out_channels, S]``.
 
     Args:
@@ -77,14 +78,11 @@ class CRAFx2(nn.Module):
                  in_channels: int = 2, out_channels: int = 2, filters: int = 64, kernel: int = 129,
                  hop: int = 64, tcn_blocks: int = 6, se_ratio: int = 8, sample_rate: int = 44100):
         super().__init__()
-        stems = [str(s) for s in stems]
-        if not stems or len(set(stems)) != len(stems):
-            raise ConfigError(f"CRAFx2 needs distinct stem names, got {stems}")
+        self._setup(dict(stems=list(stems), in_channels=in_channels, out_channels=out_channels, filters=filters,
+                         kernel=kernel, hop=hop, tcn_blocks=tcn_blocks, se_ratio=se_ratio, sample_rate=sample_rate))
         if kernel % 2 == 0 or filters < 2 or hop < 1 or tcn_blocks < 0:
             raise ConfigError(f"CRAFx2 needs an odd kernel, filters >= 2, hop >= 1, tcn_blocks >= 0; got "
                               f"kernel={kernel}, filters={filters}, hop={hop}, tcn_blocks={tcn_blocks}")
-        self.stems, self.sample_rate = stems, int(sample_rate)
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.filters, self.hop = int(filters), int(hop)
         # adaptive front end
         self.filterbank = nn.Conv1d(in_channels, filters, kernel, padding=kernel // 2, bias=False)
@@ -107,10 +105,6 @@ class CRAFx2(nn.Module):
             raise ConfigError(f"unknown CRAFx2 size {size!r}; choose one of {sorted(SIZES)}")
         return cls(**{**SIZES[size], **kwargs})
 
-    @property
-    def num_stems(self) -> int:
-        return len(self.stems)
-
     def site_channels(self, path: str) -> int:
         """Channel count at site ``path`` (``"latent_in"``: ``N * filters``)."""
         if path == "latent_in":
@@ -123,9 +117,7 @@ class CRAFx2(nn.Module):
 
     def forward(self, stems: torch.Tensor) -> torch.Tensor:
         """``stems [B, N, C, S]`` → ``mix [B, out_channels, S]`` (sum of the processed stems)."""
-        if stems.dim() != 4 or stems.shape[1] != self.num_stems or stems.shape[2] != self.in_channels:
-            raise AudioError(f"CRAFx2 expects stems [B, {self.num_stems}, {self.in_channels}, S] "
-                             f"(slots {self.stems}), got {tuple(stems.shape)}")
+        self.check_stems(stems)
         b, n, c, s = stems.shape
         padded = self.padded_length(s)
         x = F.pad(stems.reshape(b * n, c, s), (0, padded - s))

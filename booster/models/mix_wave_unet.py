@@ -8,7 +8,7 @@ convolves (kernel 5); a final 1x1 convolution over the decoder output and the in
 stereo mix. Our convolutions pad ("same") instead of the paper's "valid" context cropping; the input is
 zero-padded to a multiple of ``2 ** levels`` samples and the output cropped back, so any length works.
 
-Injection sites for :func:`booster.inject` (all ``"B C T"``): ``bottleneck`` (output, ``channels *
+Injection sites for :func:`booster.inject` (all ``"B C T"``): ``bottleneck`` (output, ``filters *
 (levels + 1)`` channels, at ``1 / 2 ** levels`` of the sample rate) and the decoder levels ``up.<i>``
 (output, see :meth:`MixWaveUNet.site_channels`).
 
@@ -23,42 +23,87 @@ from torch import nn
 from ..errors import AudioError, ConfigError
 
 SIZES = {
-    "debug": {"levels": 3, "channels": 8},
-    "full": {"levels": 10, "channels": 24},  # the paper's 10 levels, 24 extra filters per level
+    "debug": {"levels": 3, "filters": 8},
+    "full": {"levels": 10, "filters": 24},  # the paper's 10 levels, 24 extra filters per level
 }
+
+
+class StemMixer(nn.Module):
+    """What every stems → mix model here shares: named input slots, rates, its architecture as data and
+    the functions :func:`booster.inject` needs (features from the stems' sum; the span site frames tile).
+
+    Subclasses call :meth:`_setup` in ``__init__`` and implement ``padded_length`` and ``site_channels``.
+    """
+
+    stems: list[str]
+
+    def _setup(self, arch: dict) -> None:
+        stems = [str(s) for s in arch["stems"]]
+        if not stems or len(set(stems)) != len(stems):
+            raise ConfigError(f"{type(self).__name__} needs distinct stem names, got {stems}")
+        self.stems, self.sample_rate = stems, int(arch["sample_rate"])
+        self.in_channels, self.out_channels = int(arch["in_channels"]), int(arch["out_channels"])
+        self._arch = {**arch, "stems": stems}
+
+    @property
+    def num_stems(self) -> int:
+        return len(self.stems)
+
+    def architecture(self) -> dict:
+        """JSON-safe keyword arguments that rebuild this architecture (``type(self)(**kw)``)."""
+        return dict(self._arch)
+
+    def check_stems(self, stems: torch.Tensor) -> None:
+        if not isinstance(stems, torch.Tensor) or stems.dim() != 4 or stems.shape[1] != self.num_stems \
+                or stems.shape[2] != self.in_channels:
+            shape = tuple(stems.shape) if isinstance(stems, torch.Tensor) else type(stems).__name__
+            raise AudioError(f"{type(self).__name__} expects stems [B, {self.num_stems}, {self.in_channels}, S] "
+                             f"(slots {self.stems}), got {shape}")
+
+    def input_fn(self, stems: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, int]:
+        """Backbone input of a call: the sum of the stems ``[B, C, S]`` at the model's rate."""
+        return stems.sum(1), self.sample_rate
+
+    def span_fn(self, stems: torch.Tensor, *args, **kwargs) -> tuple[float, float]:
+        """``(0, seconds)`` the site frames tile: the input zero-padded to :meth:`padded_length`."""
+        return 0.0, self.padded_length(stems.shape[-1]) / self.sample_rate
+
+    def padded_length(self, samples: int) -> int:
+        raise NotImplementedError
+
+    def site_channels(self, path: str) -> int:
+        raise NotImplementedError
 
 
 def _conv(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.LeakyReLU(0.2))
 
 
-class MixWaveUNet(nn.Module):
+class MixWaveUNet(StemMixer):
     """Wave-U-Net mixer. ``forward(stems [B, N, C, S]) -> mix [B, out_channels, S]``.
 
     Args:
         stems: names of the N input slots, in input order (the model's contract with data and ``booster mix``).
         in_channels: channels per stem (C). out_channels: channels of the mix (2: stereo).
-        levels: encoder/decoder levels (each halves the time resolution). channels: filters added per level
-            (level ``i`` has ``channels * i`` filters, the bottleneck ``channels * (levels + 1)``).
+        levels: encoder/decoder levels (each halves the time resolution). filters: filters added per level
+            (level ``i`` has ``filters * i``, the bottleneck ``filters * (levels + 1)``).
         down_kernel / up_kernel: odd kernel sizes of the encoder / decoder convolutions.
         sample_rate: rate of the audio the model is trained on (metadata for callers).
     """
 
     def __init__(self, stems: list[str] | tuple[str, ...] = ("drums", "bass", "other", "vocals"),
-                 in_channels: int = 2, out_channels: int = 2, levels: int = 6, channels: int = 24,
+                 in_channels: int = 2, out_channels: int = 2, levels: int = 6, filters: int = 24,
                  down_kernel: int = 15, up_kernel: int = 5, sample_rate: int = 44100):
         super().__init__()
-        stems = [str(s) for s in stems]
-        if not stems or len(set(stems)) != len(stems):
-            raise ConfigError(f"MixWaveUNet needs distinct stem names, got {stems}")
-        if levels < 1 or channels < 1:
-            raise ConfigError(f"MixWaveUNet needs levels >= 1 and channels >= 1, got {levels}, {channels}")
+        self._setup(dict(stems=list(stems), in_channels=in_channels, out_channels=out_channels, levels=levels,
+                         filters=filters, down_kernel=down_kernel, up_kernel=up_kernel, sample_rate=sample_rate))
+        if levels < 1 or filters < 1:
+            raise ConfigError(f"MixWaveUNet needs levels >= 1 and filters >= 1, got {levels}, {filters}")
         if down_kernel % 2 == 0 or up_kernel % 2 == 0:
             raise ConfigError(f"kernel sizes must be odd, got {down_kernel}, {up_kernel}")
-        self.stems, self.sample_rate = stems, int(sample_rate)
-        self.in_channels, self.out_channels, self.levels = int(in_channels), int(out_channels), int(levels)
-        c_in = len(stems) * self.in_channels
-        widths = [channels * i for i in range(1, levels + 2)]  # level 1..levels, then the bottleneck
+        self.levels = int(levels)
+        c_in = self.num_stems * self.in_channels
+        widths = [filters * i for i in range(1, levels + 2)]  # level 1..levels, then the bottleneck
         self.down = nn.ModuleList()
         prev = c_in
         for w in widths[:-1]:
@@ -80,10 +125,6 @@ class MixWaveUNet(nn.Module):
             raise ConfigError(f"unknown MixWaveUNet size {size!r}; choose one of {sorted(SIZES)}")
         return cls(**{**SIZES[size], **kwargs})
 
-    @property
-    def num_stems(self) -> int:
-        return len(self.stems)
-
     def site_channels(self, path: str) -> int:
         """Channel count of the tensor at site ``path`` (``"bottleneck"`` or ``"up.<i>"``)."""
         if path == "bottleneck":
@@ -99,9 +140,7 @@ class MixWaveUNet(nn.Module):
 
     def forward(self, stems: torch.Tensor) -> torch.Tensor:
         """``stems [B, N, C, S]`` → ``mix [B, out_channels, S]``."""
-        if stems.dim() != 4 or stems.shape[1] != self.num_stems or stems.shape[2] != self.in_channels:
-            raise AudioError(f"MixWaveUNet expects stems [B, {self.num_stems}, {self.in_channels}, S] "
-                             f"(slots {self.stems}), got {tuple(stems.shape)}")
+        self.check_stems(stems)
         b, n, c, s = stems.shape
         pad = self.padded_length(s) - s
         x = F.pad(stems.reshape(b, n * c, s), (0, pad))
