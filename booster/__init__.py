@@ -1,7 +1,8 @@
 """muq-booster: make music models better with the intermediate layers of a frozen MuQ.
 
 Public API (see README): :class:`MuQ`, :class:`Features`, :func:`inject`, :func:`save_adapters`,
-:func:`load_adapters`.
+:func:`load_adapters`; the backbone contract in :mod:`booster.backbone`; the recipe kit in
+:mod:`booster.training`.
 """
 __version__ = "0.1.0"
 
@@ -13,9 +14,7 @@ __all__ = ["MuQ", "MuQConfig", "Features", "BoosterError", "__version__"]
 
 # booster.inject is imported eagerly so that the function `booster.inject` (not the module of the
 # same name) is what the package attribute holds.
-try:  # noqa: SIM105 - the injection module is added by the injection work
-    from .inject import Site, inject, load_adapters, save_adapters  # noqa: E402
-    __all__ += ["Site", "inject", "save_adapters", "load_adapters"]
-except ModuleNotFoundError as _e:  # pragma: no cover
-    if _e.name != "booster.inject":
-        raise
+from .inject import Site, inject  # noqa: E402
+from .adapter_io import load_adapters, save_adapters  # noqa: E402
+
+__all__ += ["Site", "inject", "save_adapters", "load_adapters"]

@@ -10,6 +10,7 @@ from typing import Callable
 
 from torch import nn
 
+from .backbone import check_identity, identity
 from .errors import ConfigError
 from .inject import Boosted, Site, find_module, infer_channels
 
@@ -48,8 +49,7 @@ def save_adapters(boosted: Boosted, path) -> tuple:
             "sites": [s.to_dict() for s in boosted.sites],
             "channels": [a.channels for a in boosted.adapters], "train_host": boosted.train_host,
             "sample_rate": boosted.sample_rate_override,
-            "backbone": {**getattr(bb, "identity", {}), "hidden_size": bb.hidden_size,
-                         "num_layers": bb.num_layers},
+            "backbone": identity(bb),
             "weights": st_path.name}
     save_file(tensors, str(st_path), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     js_path.write_text(json.dumps(meta, indent=2, default=str))
@@ -80,35 +80,27 @@ def read_adapter_meta(path) -> dict:
 
 
 def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Callable | None = None,
-                  span_fn: Callable | None = None, train_host: bool | None = None) -> Boosted:
+                  span_fn: Callable | None = None, train_host: bool | None = None,
+                  allow_other_weights: bool = False) -> Boosted:
     """Re-create the boosted model saved by :func:`save_adapters` on ``model`` (same host class) and
-    ``backbone`` (same hidden size and depth; a different fingerprint only warns). Files written for a
-    preset (``booster.adapters.htdemucs``/``openunmix``) are rebuilt through that preset, so e.g. a
-    demucs ``BagOfModels`` is accepted again. Raises :class:`~booster.errors.CheckpointError` on any
-    mismatch."""
-    import warnings
-
+    ``backbone`` (same hidden size, depth and weight fingerprint: the one policy of
+    :func:`booster.backbone.check_identity`; ``allow_other_weights=True`` accepts other weights of the same
+    shape). Files written for a preset (``booster.adapters.htdemucs``/``openunmix``/...) are rebuilt through
+    that preset, so e.g. a demucs ``BagOfModels`` is accepted again. Raises
+    :class:`~booster.errors.CheckpointError` on any mismatch."""
     from safetensors.torch import load_file
 
     from .errors import CheckpointError
     meta = read_adapter_meta(path)
     st_path, _ = _paths(path)
-    bb = meta["backbone"]
-    if (bb.get("hidden_size"), bb.get("num_layers")) != (backbone.hidden_size, backbone.num_layers):
-        raise CheckpointError(f"adapters in {st_path} were trained on a backbone with hidden size "
-                              f"{bb.get('hidden_size')} and {bb.get('num_layers')} layers; the backbone given "
-                              f"has hidden size {backbone.hidden_size} and {backbone.num_layers} layers. Load the same MuQ "
-                              f"checkpoint ({bb.get('name')}).")
-    fp = getattr(backbone, "identity", {}).get("fingerprint")
-    if bb.get("fingerprint") and fp and fp != bb["fingerprint"]:
-        warnings.warn(f"adapters in {st_path} were trained on backbone {bb.get('name')} (fingerprint "
-                      f"{bb['fingerprint']}), this one has fingerprint {fp}: outputs will differ", stacklevel=2)
+    check_identity(meta["backbone"], backbone, what=f"the adapters in {st_path}",
+                   allow_other_weights=allow_other_weights)
     sites = [Site.from_dict(d) for d in meta["sites"]]
     sites = [Site(**{**asdict(s), "channels": c}) for s, c in zip(sites, meta["channels"])]
     train_host = meta.get("train_host", False) if train_host is None else train_host
     if meta.get("preset"):
-        import importlib
-        preset = importlib.import_module(f"booster.adapters.{meta['preset']}")
+        from .training.hosts import load_plugin
+        preset = load_plugin(meta["preset"])
         try:
             host, kw = preset.prepare(model)
         except ConfigError as e:

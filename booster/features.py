@@ -101,7 +101,7 @@ class LayerMix(torch.nn.Module):
 
 
 def align_frames(x: torch.Tensor, *, num_frames: int, frame_rate: float, start: float = 0.0,
-                 span_start: float = 0.0, span: float) -> torch.Tensor:
+                 span_start: float | torch.Tensor = 0.0, span: float) -> torch.Tensor:
     """Resample a frame sequence onto another time grid by linear interpolation.
 
     ``x``: ``[B, T_in, C]``, frame ``k`` centred at ``start + k / frame_rate`` seconds (the
@@ -111,6 +111,7 @@ def align_frames(x: torch.Tensor, *, num_frames: int, frame_rate: float, start: 
     seconds that begins at ``span_start`` seconds of the features' time line). Positions before the first
     or after the last input frame take the edge frame's value. All times share one origin, so a slice of
     features (``Features.slice_time``) aligns to the same values as the whole sequence would.
+    ``span_start`` may be a tensor ``[B]``: one interval start per batch item (batched chunks of a track).
     """
     if x.dim() != 3:
         raise ValueError(f"align_frames expects [B, T_in, C], got {tuple(x.shape)}")
@@ -119,10 +120,22 @@ def align_frames(x: torch.Tensor, *, num_frames: int, frame_rate: float, start: 
     t_in = x.shape[1]
     if t_in == 0:
         raise ValueError("align_frames got an empty frame sequence (T_in = 0)")
-    centres = span_start + (torch.arange(num_frames, dtype=torch.float64) + 0.5) * (span / num_frames)
+    grid = (torch.arange(num_frames, dtype=torch.float64) + 0.5) * (span / num_frames)   # [N]
+    per_item = isinstance(span_start, torch.Tensor)
+    if per_item:  # one start per batch item: [B] -> centres [B, N]
+        if span_start.shape != (x.shape[0],):
+            raise ValueError(f"align_frames: span_start as a tensor must be [B={x.shape[0]}], got "
+                             f"{tuple(span_start.shape)}")
+        centres = span_start.detach().to("cpu", torch.float64)[:, None] + grid[None]
+    else:
+        centres = span_start + grid
     pos = ((centres - start) * frame_rate).clamp(0, t_in - 1)
     i0 = pos.floor().long().clamp(max=t_in - 1)
     i1 = (i0 + 1).clamp(max=t_in - 1)
-    w = (pos - i0.double()).to(device=x.device, dtype=x.dtype)[None, :, None]
+    w = (pos - i0.double()).to(device=x.device, dtype=x.dtype)[..., None]
     i0, i1 = i0.to(x.device), i1.to(x.device)
-    return x.index_select(1, i0) * (1 - w) + x.index_select(1, i1) * w
+    if per_item:
+        c = x.shape[-1]
+        return (x.gather(1, i0[..., None].expand(-1, -1, c)) * (1 - w)
+                + x.gather(1, i1[..., None].expand(-1, -1, c)) * w)
+    return x.index_select(1, i0) * (1 - w[None]) + x.index_select(1, i1) * w[None]

@@ -31,7 +31,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import BoosterError, ConfigError
+from .backbone import check_backbone, freeze, resolve_layers
+from .errors import ConfigError
 from .features import Features
 from .fusion import FUSIONS, SiteAdapter, parse_layout
 
@@ -195,7 +196,7 @@ class _Context:
     layers: tuple[int, ...]
     frame_rate: float
     start: float                  # time of feature frame 0
-    input_start: float            # time of host input sample 0 (same origin)
+    input_start: float | torch.Tensor  # time of host input sample 0 (same origin); or [B] per item
     span: float                   # host input duration in seconds
     cache: dict = field(default_factory=dict)
 
@@ -216,12 +217,10 @@ class Boosted(nn.Module):
         sites = [sites] if isinstance(sites, Site) else list(sites)
         if not sites:
             raise ConfigError("booster.inject needs at least one Site")
-        from .muq.extract import resolve_layers
-        layers = resolve_layers(layers, backbone.num_layers)
+        check_backbone(backbone)
+        layers = resolve_layers(backbone, layers)
         self.host = host
-        object.__setattr__(self, "backbone", backbone)
-        backbone.requires_grad_(False)
-        backbone.eval()
+        object.__setattr__(self, "backbone", freeze(backbone))  # the booster's policy: frozen, eval
         self.sites = sites
         self.layers = layers
         self.train_host = bool(train_host)
@@ -234,7 +233,7 @@ class Boosted(nn.Module):
         self.adapters = nn.ModuleList()
         self._handles = []
         for i, site in enumerate(sites):
-            site_layers = resolve_layers(site.layers, backbone.num_layers) if site.layers else layers
+            site_layers = resolve_layers(backbone, site.layers) if site.layers else layers
             missing = [k for k in site_layers if k not in layers]
             if missing:
                 raise ConfigError(f"site {site.describe()} uses layers {missing} not in layers={layers}")
@@ -260,7 +259,7 @@ class Boosted(nn.Module):
                 self._handles.append(module.register_forward_hook(hook))
             else:
                 self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
-        self.site_layers = [resolve_layers(s.layers, backbone.num_layers) if s.layers else layers for s in sites]
+        self.site_layers = [resolve_layers(backbone, s.layers) if s.layers else layers for s in sites]
         self.__signature__ = inspect.signature(host.forward)
 
     # ---- attribute passthrough, device moves, copies ----------------------------------------
@@ -272,6 +271,12 @@ class Boosted(nn.Module):
             if host is None or name.startswith("__"):
                 raise
             return getattr(host, name)
+
+    def train(self, mode: bool = True):
+        """Train/eval the host and adapters; the backbone stays in eval mode (booster's freezing policy)."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
@@ -318,7 +323,9 @@ class Boosted(nn.Module):
         s.start - t0)``). Both give the live result up to MuQ's own context effects. A forward whose input
         start lies outside the features raises :class:`ConfigError` (the usual sign of a missing
         ``input_start``). ``duration``: the host input's duration in seconds (default: from
-        ``input_fn``/``span_fn``).
+        ``input_fn``/``span_fn``). ``input_start`` may also be a tensor ``[B]``, one start per batch item
+        (a batch of chunks of one track, each with its own slice of the features: see
+        ``booster.training.chunking``).
         """
         if not isinstance(features, Features):
             raise ConfigError(f"use_features expects booster.Features, got {type(features).__name__}")
@@ -329,8 +336,15 @@ class Boosted(nn.Module):
         if features.dim != self.backbone.hidden_size:
             raise ConfigError(f"features have D={features.dim}, the adapters expect "
                               f"{self.backbone.hidden_size}")
+        if isinstance(input_start, torch.Tensor):
+            if input_start.shape != (features.hidden.shape[0],):
+                raise ConfigError(f"input_start as a tensor must hold one start per batch item, [B="
+                                  f"{features.hidden.shape[0]}], got {tuple(input_start.shape)}")
+            input_start = input_start.detach().to("cpu", torch.float64)
+        else:
+            input_start = float(input_start)
         prev = self._features
-        self._features = (features, float(input_start), duration)
+        self._features = (features, input_start, duration)
         try:
             yield self
         finally:
@@ -367,9 +381,11 @@ class Boosted(nn.Module):
             offset, span = (0.0, duration) if duration is not None else self._span(args, kwargs)
             feats = feats.select(self.layers)
             tol = 1.5 / feats.frame_rate
-            if not feats.start - tol <= input_start <= feats.start + feats.num_frames / feats.frame_rate:
+            lo, hi = (float(input_start.min()), float(input_start.max())) if isinstance(input_start, torch.Tensor) \
+                else (input_start, input_start)
+            if not (feats.start - tol <= lo and hi <= feats.start + feats.num_frames / feats.frame_rate):
                 raise ConfigError(
-                    f"the host input starts at {input_start:.3f} s but the features given to use_features "
+                    f"the host input starts at {lo:.3f} s but the features given to use_features "
                     f"cover {feats.start:.3f}..{feats.start + feats.num_frames / feats.frame_rate:.3f} s; pass "
                     "input_start=<chunk offset> (e.g. t0 of slice_time(t0, ...)) or features of this input")
         else:
@@ -379,7 +395,10 @@ class Boosted(nn.Module):
                 raise ConfigError(f"input_fn must give a waveform [S], [B, S] or [B, C, S], got {shape}")
             offset, span = self._span(args, kwargs, wav, sr)
             batched = wav.reshape(1, 1, -1) if wav.dim() == 1 else wav[:, None] if wav.dim() == 2 else wav
-            feats = self.backbone.extract(batched.detach(), sr, layers=self.layers)
+            if self.backbone.training:  # someone switched it to training mode: the booster keeps it frozen
+                self.backbone.eval()
+            with torch.no_grad():
+                feats = self.backbone.extract(batched.detach(), sr, layers=self.layers)
             input_start = 0.0
         hidden = feats.hidden.clone()  # leave inference mode: autograd may save it for the adapters
         return _Context(hidden, feats.layers, feats.frame_rate, feats.start, input_start + offset, span)
@@ -411,6 +430,13 @@ def inject(model: nn.Module, backbone: nn.Module, sites, *, layers=None, input_f
                    sample_rate=sample_rate, train_host=train_host)
 
 
-# Adapter files live in booster/adapter_io.py; re-exported here (imported last: it builds on Boosted).
-from .adapter_io import (FORMAT, FORMAT_VERSION, load_adapters, read_adapter_meta,  # noqa: E402,F401
-                         save_adapters)
+_ADAPTER_IO = ("FORMAT", "FORMAT_VERSION", "load_adapters", "read_adapter_meta", "save_adapters")
+
+
+def __getattr__(name):
+    """Adapter files live in booster/adapter_io.py (which imports this module, never the reverse);
+    ``booster.inject.save_adapters`` etc. are resolved lazily for backward compatibility."""
+    if name in _ADAPTER_IO:
+        from . import adapter_io
+        return getattr(adapter_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

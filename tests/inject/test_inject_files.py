@@ -50,9 +50,11 @@ def test_refuses_mismatches(tmp_path, tiny_host, debug_muq):
         booster.load_adapters(TinyHost(), debug_muq, path)
     with pytest.raises(CheckpointError, match="incomplete"):
         booster.load_adapters(TinyHost(), debug_muq, tmp_path / "missing")
-    with pytest.warns(UserWarning, match="fingerprint"):
-        js.write_text(js.read_text().replace('"format_version": 99', '"format_version": 1'))
+    js.write_text(js.read_text().replace('"format_version": 99', '"format_version": 1'))
+    with pytest.raises(CheckpointError, match="fingerprint"):       # one policy: other weights refused
         booster.load_adapters(TinyHost(), MuQ.debug(seed=5), path)
+    from booster.inject import Boosted
+    assert isinstance(booster.load_adapters(TinyHost(), MuQ.debug(seed=5), path, allow_other_weights=True), Boosted)
 
 
 def test_align_frames_known_answers():

@@ -1,0 +1,145 @@
+"""The backbone contract: what every generic module (inject, cache, the recipe kit) may use of a backbone.
+
+Shape glossary: B batch, C channels, S samples, L layers, T frames, D feature dim.
+
+A backbone is any object with
+
+* ``sample_rate`` (int): the rate its own input runs at (MuQ: 24000);
+* ``frame_rate`` (float): frames per second of its features (MuQ: 25.0);
+* ``hidden_size`` (int): D;
+* ``num_layers`` (int): depth; valid hidden-state indices are ``0..num_layers``;
+* ``extract(wav, sample_rate, layers) -> Features``: ``wav`` ``[S]``, ``[C, S]`` or ``[B, C, S]`` at any
+  ``sample_rate`` and length; ``Features.hidden`` ``[B, L, T, D]``;
+* ``identity`` (dict): ``{"name", "architecture", "fingerprint"}`` (fingerprint: a hash of the weights).
+
+:class:`booster.MuQ` implements it. Generic code calls only these names and the helpers below; it never
+imports ``booster.muq`` internals. Freezing is the booster's policy, not the backbone's: :func:`freeze`
+puts a backbone in eval mode without gradients, and a boosted model keeps it so (the backbone class
+itself can train, e.g. in the pretraining recipe).
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from .errors import CheckpointError, ConfigError
+
+CONTRACT = ("sample_rate", "frame_rate", "hidden_size", "num_layers", "extract", "identity")
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """Structural type of a backbone (see the module docstring)."""
+
+    sample_rate: int
+    frame_rate: float
+    hidden_size: int
+    num_layers: int
+    identity: dict
+
+    def extract(self, wav, sample_rate: int, layers=None):  # -> booster.features.Features
+        ...
+
+
+def check_backbone(backbone) -> None:
+    """Raise :class:`ConfigError` naming every contract attribute ``backbone`` lacks."""
+    missing = [name for name in CONTRACT if not hasattr(backbone, name)]
+    if missing:
+        raise ConfigError(f"{type(backbone).__name__} is not a backbone: it lacks {missing} "
+                          f"(the contract: {', '.join(CONTRACT)}; see booster.backbone)")
+
+
+def depth(backbone_or_depth) -> int:
+    return int(backbone_or_depth if isinstance(backbone_or_depth, int) else backbone_or_depth.num_layers)
+
+
+def resolve_layers(backbone, layers) -> tuple[int, ...]:
+    """Hidden-state indices named by ``layers`` for ``backbone`` (or a depth given as int).
+
+    ``layers``: None (all, ``0..num_layers``), an int, a comma-separated string ``"4,8,12"`` or a sequence.
+    Raises :class:`ConfigError` for an empty selection or an index outside ``0..num_layers``.
+    """
+    n = depth(backbone)
+    if layers is None:
+        return tuple(range(n + 1))
+    if isinstance(layers, int):
+        layers = (layers,)
+    if isinstance(layers, str):
+        try:
+            layers = [int(x) for x in layers.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise ConfigError(f"layers {layers!r}: expected comma-separated integers such as '4,8,12'") from None
+    layers = tuple(int(i) for i in layers)
+    if not layers:
+        raise ConfigError("layers must name at least one hidden-state index")
+    bad = [i for i in layers if not 0 <= i <= n]
+    if bad:
+        raise ConfigError(f"layers {bad} out of range: this backbone has hidden states 0..{n} "
+                          f"(0 = front end, {n} = final layer)")
+    return layers
+
+
+def identity(backbone) -> dict:
+    """``backbone.identity`` plus its shape (``hidden_size``, ``num_layers``, ``frame_rate``)."""
+    return {**dict(getattr(backbone, "identity", {}) or {}), "hidden_size": int(backbone.hidden_size),
+            "num_layers": int(backbone.num_layers), "frame_rate": float(backbone.frame_rate)}
+
+
+def check_identity(expected: dict | None, backbone, *, what: str, allow_other_weights: bool = False) -> None:
+    """The one backbone-fingerprint policy (adapter files, checkpoints, saved models).
+
+    Shape (hidden size, depth) must match, always. A different weight fingerprint is a
+    :class:`CheckpointError` too (features of other weights make trained adapters meaningless), unless
+    ``allow_other_weights=True`` (e.g. to fine-tune adapters onto a new checkpoint of the same
+    architecture). ``what`` names the thing being loaded in the message.
+    """
+    if not expected:
+        return
+    have = identity(backbone)
+    shape = (expected.get("hidden_size"), expected.get("num_layers"))
+    if None not in shape and (int(shape[0]), int(shape[1])) != (have["hidden_size"], have["num_layers"]):
+        raise CheckpointError(f"{what} was trained on backbone {expected.get('name')!r} with hidden size "
+                              f"{shape[0]} and {shape[1]} layers; the backbone given ({have.get('name')!r}) has "
+                              f"hidden size {have['hidden_size']} and {have['num_layers']} layers. Load the same "
+                              "backbone checkpoint.")
+    want, got = expected.get("fingerprint"), have.get("fingerprint")
+    if want and got and want != got and not allow_other_weights:
+        raise CheckpointError(f"{what} was trained on backbone {expected.get('name')!r} (fingerprint {want}); "
+                              f"the backbone given is {have.get('name')!r} (fingerprint {got}). Load the same "
+                              "backbone checkpoint, or pass allow_other_weights=True to use these weights anyway.")
+
+
+def freeze(backbone):
+    """The booster's freezing policy: no gradients, eval mode (BatchNorm statistics never update)."""
+    backbone.requires_grad_(False)
+    backbone.eval()
+    return backbone
+
+
+def load_backbone(src, seed: int = 0):
+    """What a ``backbone:`` config value / ``--checkpoint`` names: ``"debug"`` (the tiny built-in MuQ with
+    random weights from ``seed``), a registered name, a local directory in the official layout, or a hub id.
+    Returned frozen (:func:`freeze`)."""
+    from .muq import load_backbone as _load  # the one concrete backbone family shipped today
+    bb = _load(src, seed) if _accepts_seed(_load) else _load(src)
+    check_backbone(bb)
+    return freeze(bb)
+
+
+def _accepts_seed(fn) -> bool:
+    import inspect
+    try:
+        return "seed" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def extract_file(backbone, path, layers=None):
+    """Features of an audio file: the backbone's own ``extract_file(path, layers)`` when it has one
+    (bounded memory, window by window), else the file read at ``backbone.sample_rate`` (mono) and
+    :meth:`extract`."""
+    fn = getattr(backbone, "extract_file", None)
+    if fn is not None:
+        return fn(path, layers)
+    from .audio import FileReader
+    reader = FileReader(path, int(backbone.sample_rate), 1)
+    return backbone.extract(reader(0, reader.length), int(backbone.sample_rate), layers)
