@@ -11,18 +11,27 @@ exactly as HTDemucs pads it, so the features cover what the host sees.
 ``boost`` accepts an ``HTDemucs`` or the ``BagOfModels`` that ``demucs.pretrained.get_model`` returns:
 a bag of one model gives that model boosted; a bag of several gives a new ``BagOfModels`` of boosted
 members (or pass ``member=i`` to boost one). Boosted models work with ``demucs.apply.apply_model``.
+
+Host plug-in (``booster.training.hosts``): ``build`` (debug / full size, published demucs weights),
+``architecture`` / ``from_architecture`` (demucs' own captured init arguments, as JSON), ``loss``
+(waveform L1, as demucs' solver), ``chunk_seconds`` (the model's training segment), ``from_published``.
 """
 from __future__ import annotations
 
+import re
 from fractions import Fraction
+from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
-from booster.errors import ConfigError
+from booster.errors import CheckpointError, ConfigError
 from booster.inject import Boosted, Site
 
-PRESET = "htdemucs"
+PRESET = NAME = "htdemucs"
+# Small HTDemucs: 2 encoder levels, 8 channels, 1 cross-transformer layer (~25 k parameters).
+DEBUG = dict(channels=8, depth=2, nfft=512, t_layers=1, t_heads=2, dconv_comp=4, t_cape_augment=False)
 
 
 def _htdemucs_class():
@@ -132,3 +141,76 @@ def load(model: nn.Module, backbone: nn.Module, path, *, member: int | None = No
     from booster.inject import load_adapters
     host, _ = prepare(model, member=member)
     return load_adapters(host, backbone, path)
+
+
+# ---- host plug-in: build, describe, rebuild, train ------------------------------------------------
+def build(*, size: str = "full", pretrained: str | None = None, pretrained_repo: str | None = None,
+          overrides: dict | None = None, sources: list[str], sample_rate: int = 44100, channels: int = 2,
+          segment: float = 10.0) -> nn.Module:
+    """An HTDemucs separating ``sources`` (``[B, C, S]`` → ``[B, N, C, S]``): published weights
+    (``pretrained``: a demucs name or signature, ``pretrained_repo``: a local folder of .th files), or a new
+    model of the ``"full"`` (demucs' defaults) or ``"debug"`` size with ``overrides``. ``segment``: its
+    training length in seconds (also the inference chunk)."""
+    if pretrained:
+        if overrides:
+            raise ConfigError("host_kwargs cannot change the architecture of a pretrained demucs model")
+        return _pretrained(pretrained, pretrained_repo, list(sources), sample_rate, channels)
+    kw = dict(DEBUG) if size == "debug" else {}
+    kw.update(overrides or {})
+    kw.update(sources=list(sources), audio_channels=channels, samplerate=sample_rate, segment=segment)
+    return _htdemucs_class()(**kw)
+
+
+def architecture(model: nn.Module) -> dict:
+    """demucs' captured init arguments of ``model`` (what its own release packages store)."""
+    args, kwargs = model._init_args_kwargs
+    kw = dict(kwargs)
+    if args:
+        kw["sources"] = list(args[0])
+    return {k: (float(v) if isinstance(v, Fraction) else v) for k, v in kw.items()}
+
+
+def from_architecture(**kwargs) -> nn.Module:
+    return _htdemucs_class()(**kwargs)
+
+
+def loss(model: nn.Module, mix: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """Per-source waveform L1 ``[N]`` (demucs' solver); ``mix`` ``[B, C, S]``, ``sources`` ``[B, N, C, S]``."""
+    est = model(mix)
+    assert est.shape == sources.shape, (est.shape, sources.shape)
+    return F.l1_loss(est, sources, reduction="none").mean(dim=(2, 3)).mean(0)
+
+
+def chunk_seconds(model: nn.Module) -> float:
+    return float(model.segment)
+
+
+def from_published(name: str) -> nn.Module | None:
+    """A published demucs HTDemucs by name (``htdemucs`` or ``demucs:<name>``), else None."""
+    bare = name.split(":", 1)[1] if name.startswith("demucs:") else name
+    if not re.fullmatch(r"[A-Za-z0-9_]+", bare):
+        return None
+    return _pretrained(bare, None, None, None, None)
+
+
+def _pretrained(name, repo, sources, sample_rate, channels) -> nn.Module:
+    from demucs.apply import BagOfModels
+    from demucs.pretrained import get_model
+    try:
+        model = get_model(name, repo=Path(repo) if repo else None)
+    except Exception as e:  # demucs raises ModelLoadingError, URL errors offline, ...
+        where = f"in {repo!r}" if repo else "online (no network?); pass pretrained_repo=<folder with .th files>"
+        raise CheckpointError(f"cannot load demucs model {name!r} {where}: {type(e).__name__}: {e}") from None
+    if isinstance(model, BagOfModels):
+        if len(model.models) != 1:
+            raise CheckpointError(f"demucs model {name!r} is a bag of {len(model.models)} models; fine-tune "
+                                  "one of its members (pass its signature) instead")
+        model = model.models[0]
+    if not isinstance(model, _htdemucs_class()):
+        raise CheckpointError(f"demucs model {name!r} is a {type(model).__name__}, not HTDemucs")
+    if sources is not None and (list(model.sources) != list(sources) or model.audio_channels != channels
+                                or model.samplerate != sample_rate):
+        raise ConfigError(f"demucs model {name!r} separates {model.sources} ({model.audio_channels} channels, "
+                          f"{model.samplerate} Hz) but the recipe asks for {sources} ({channels} channels, "
+                          f"{sample_rate} Hz); change sources/channels/sample_rate in the config")
+    return model

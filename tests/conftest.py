@@ -14,3 +14,13 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def debug_muq():
     from booster import MuQ
     return MuQ.debug(seed=0)
+
+
+# Every device present: CPU always, CUDA when available. Tests that take `device` run once per device,
+# so the same suite checks a GPU when run on one.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)

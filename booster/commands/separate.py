@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder: OUT/<track>/<source>.wav")
     p.add_argument("--model", required=True, help="separator: .ckpt, .safetensors or a demucs model name")
     p.add_argument("--overlap", type=float, default=0.25, help="chunk overlap in [0, 1) (default 0.25)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default=None,
+                   help="torch device: cpu, cuda, cuda:N (default: cuda when available, else cpu)")
+    p.add_argument("--batch", type=int, default=4, help="chunks separated together (default 4)")
     p.add_argument("--pcm16", action="store_true", help="write 16-bit PCM instead of 32-bit float WAV")
     p.add_argument("--export", metavar="FILE", help="also save the separator as one .safetensors file")
     p.add_argument("--keep-going", action="store_true", help="skip unreadable inputs instead of stopping")
@@ -33,7 +35,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..audio import list_audio_files
     from ..recipes.separation.inference import Separator
+    from ..training.device import resolve_device
 
+    device = resolve_device(args.device)  # ConfigError (one line) for a device this machine lacks
     files = list_audio_files(args.inputs)  # AudioError for missing inputs / empty folders
     stems = {}
     for f in files:
@@ -43,12 +47,12 @@ def run(args: argparse.Namespace) -> int:
         name, paths = next(iter(clashes.items()))
         raise AudioError(f"{len(paths)} inputs share the track name {name!r} ({', '.join(map(str, paths[:3]))}); "
                          "their stems would overwrite each other. Separate them into different -o folders.")
-    sep = Separator.load(args.model, overlap=args.overlap, device=args.device)
+    sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch)
     if args.export:
         print(f"saved separator to {sep.save(args.export)}")
     kind = "boosted " if sep.boosted else ""
     print(f"{kind}{sep.meta['host']['name']} -> {', '.join(sep.sources)} at {sep.sample_rate} Hz, "
-          f"{len(files)} file(s)", file=sys.stderr)
+          f"{len(files)} file(s) on {device}", file=sys.stderr)
     failed = 0
     for f in files:
         t0 = time.perf_counter()

@@ -1,16 +1,17 @@
-"""``booster fit | validate | test --config CONFIG.yaml [overrides]``: the separation recipe via LightningCLI.
+"""``booster fit | validate | test --config <task>/<name> [overrides]``: any recipe via LightningCLI.
 
-All arguments after the sub-command go to LightningCLI (``--help`` lists them), e.g.
-``booster fit --config recipes/separation/demo.yaml --trainer.max_steps 100``;
-``--config demo`` names a packaged config. Resume a killed run with ``--ckpt_path last`` (or a path).
+All arguments after the sub-command go to LightningCLI (``--config <task>/<name> --help`` lists them),
+e.g. ``booster fit --config separation/demo --trainer.max_steps 100``. ``--config`` takes a packaged
+config (``<task>/<name>``, or a bare ``<name>`` when only one task has it) or a YAML path. Resume a
+killed run with ``--ckpt_path last`` (or a path). Metrics: ``<default_root_dir>/logs/version_<n>/metrics.csv``.
 """
 from __future__ import annotations
 
 import argparse
 
-HELP = {"fit": "train a separator (LightningCLI; see `booster fit --help`)",
-        "validate": "validate a separator checkpoint (LightningCLI)",
-        "test": "evaluate a separator on full test tracks with museval (LightningCLI)"}
+HELP = {"fit": "train a recipe (LightningCLI; `booster fit --config <task>/<name> --help`)",
+        "validate": "validate a recipe checkpoint (LightningCLI)",
+        "test": "evaluate a recipe checkpoint on its test set and write results.json (LightningCLI)"}
 
 
 def add_parser(sub) -> None:
@@ -22,6 +23,6 @@ def add_parser(sub) -> None:
 
 def _runner(name: str):
     def run(args: argparse.Namespace) -> int:
-        from ..recipes.separation.cli import main
+        from ..training.cli import main
         return main(name, list(getattr(args, "extra", [])))
     return run

@@ -9,25 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 
 from booster.data.stems import MUSDB_SOURCES, RemixDataset, SegmentDataset, Track, list_tracks
 from booster.errors import ConfigError
+from booster.training.data import BoosterDataModule, IndexDataset
 
 
-class _Tracks(torch.utils.data.Dataset):
-    def __init__(self, tracks: list[Track]):
-        self.tracks = tracks
-
-    def __len__(self) -> int:
-        return len(self.tracks)
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
-class StemsDataModule(L.LightningDataModule):
+class StemsDataModule(BoosterDataModule):
     """Stems-folder data for the separation recipe.
 
     Args:
@@ -41,7 +30,8 @@ class StemsDataModule(L.LightningDataModule):
         test_seconds: evaluate only the first ``test_seconds`` of each test track (None: whole tracks).
         generate: if set and ``root`` has no ``train`` folder, write a synthetic set there first with
             ``booster.data.synth.generate_dataset(root, split={...}, seconds=..., seed=...)``; keys
-            ``splits`` (``{split: tracks}``), ``seconds``, ``seed``, ``renderer``.
+            ``splits`` (``{split: tracks}``), ``seconds``, ``seed``, ``renderer`` (on one process per node,
+            so DDP runs generate once).
     """
 
     def __init__(self, root: str, sources: list[str] = list(MUSDB_SOURCES), sample_rate: int = 44100,
@@ -51,9 +41,7 @@ class StemsDataModule(L.LightningDataModule):
                  sign_flip: bool = True, fraction: float = 1.0, seed: int = 0, train_split: str = "train",
                  valid_split: str = "valid", test_split: str = "test", valid_holdout: int = 1,
                  test_seconds: float | None = None, generate: dict | None = None):
-        super().__init__()
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, fraction=fraction)
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.sources = list(sources)
@@ -63,7 +51,7 @@ class StemsDataModule(L.LightningDataModule):
         self._train = self._valid = None
 
     # ---- data preparation ---------------------------------------------------------------------
-    def prepare_data(self) -> None:
+    def generate(self) -> None:
         g = self.hparams.generate
         if g and not (self.root / self.hparams.train_split).is_dir():
             from booster.data.synth import generate_dataset
@@ -100,19 +88,14 @@ class StemsDataModule(L.LightningDataModule):
     def train_dataloader(self):
         if self.trainer is not None:
             self._train.set_epoch(self.trainer.current_epoch)
-        h = self.hparams
-        return torch.utils.data.DataLoader(self._train, batch_size=h.batch_size, shuffle=False,
-                                           num_workers=h.num_workers, drop_last=True,
-                                           persistent_workers=False, pin_memory=False)
+        return self.loader(self._train, drop_last=True)
 
     def val_dataloader(self):
-        h = self.hparams
-        return torch.utils.data.DataLoader(self._valid, batch_size=h.batch_size, shuffle=False,
-                                           num_workers=h.num_workers)
+        return self.loader(self._valid)
 
     def test_dataloader(self):
         # one whole track per step: the module reads it itself (bounded by test_seconds)
-        return torch.utils.data.DataLoader(_Tracks(self.test_tracks), batch_size=None, shuffle=False)
+        return torch.utils.data.DataLoader(IndexDataset(len(self.test_tracks)), batch_size=None, shuffle=False)
 
     def load_test_track(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         """``(name, mixture [C, S], sources [N, C, S])`` of test track ``index``."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from booster.cli import main
-from booster.recipes.separation.cli import packaged_configs
+from booster.training.cli import packaged_configs
 
 CONFIGS = ["demo", "htdemucs_baseline", "htdemucs_boosted", "openunmix_baseline", "openunmix_boosted"]
 
@@ -29,7 +29,7 @@ def _overrides(root, tmp, name):
 
 
 def test_packaged_configs_are_listed():
-    assert set(CONFIGS) <= set(packaged_configs())
+    assert {f"separation/{c}" for c in CONFIGS} <= set(packaged_configs())
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -67,7 +67,7 @@ def test_fit_validate_test_and_compare(stems_root, tmp_path, capsys, monkeypatch
 
 def test_unknown_config_is_a_clear_error(capsys):
     assert main(["fit", "--config", "no_such_config"]) == 1
-    assert "htdemucs_boosted" in capsys.readouterr().err
+    assert "separation/htdemucs_boosted" in capsys.readouterr().err
 
 
 def test_resume_after_kill(stems_root, tmp_path):

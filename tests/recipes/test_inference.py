@@ -81,7 +81,7 @@ def test_separate_cli_errors(tmp_path, capsys):
     (tmp_path / "fake.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     assert main(["separate", str(tmp_path / "corrupt.wav"), "-o", str(tmp_path / "o"),
                  "--model", str(tmp_path / "fake.safetensors")]) == 1
-    assert "separator" in capsys.readouterr().err
+    assert "not a muq-booster model file" in capsys.readouterr().err
 
 
 def test_refuses_unknown_format_version(tmp_path):

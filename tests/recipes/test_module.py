@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from booster.errors import CheckpointError, ConfigError
 from booster.recipes.separation.data import StemsDataModule
-from booster.recipes.separation.hosts import build_host, host_from_spec, host_spec
 from booster.recipes.separation.module import SeparationModule
+from booster.training.hosts import HostSpec, build_host, host_from_spec
 
 from recipe_helpers import SOURCES, trainer_kwargs
 
@@ -94,26 +94,26 @@ def test_datamodule_split_fraction_and_generation(tmp_path, stems_root):
 
 def test_pretrained_hosts_from_local_files(tmp_path):
     torch.manual_seed(0)
-    src = build_host("htdemucs", sources=SOURCES, segment=1.0, size="debug")
+    src, _ = build_host("htdemucs", sources=SOURCES, segment=1.0, size="debug")
     args, kwargs = src._init_args_kwargs  # demucs' own package layout (what its release files hold)
     torch.save({"klass": type(src), "args": args, "kwargs": kwargs, "state": src.state_dict(),
                 "training_args": {}}, tmp_path / "tinydemucs.th")
-    m = build_host("htdemucs", sources=SOURCES, pretrained="tinydemucs", pretrained_repo=str(tmp_path))
+    m, spec = build_host("htdemucs", sources=SOURCES, pretrained="tinydemucs", pretrained_repo=str(tmp_path))
     for a, b in zip(src.state_dict().values(), m.state_dict().values()):
         torch.testing.assert_close(a, b)
-    rebuilt = host_from_spec(json.loads(json.dumps(host_spec(m))))   # JSON-safe spec, same architecture
+    rebuilt = host_from_spec(HostSpec.from_dict(json.loads(json.dumps(spec.to_dict()))))  # JSON-safe, same arch
     assert rebuilt.state_dict().keys() == m.state_dict().keys()
     with pytest.raises(ConfigError, match="separates"):
         build_host("htdemucs", sources=["a", "b"], pretrained="tinydemucs", pretrained_repo=str(tmp_path))
     with pytest.raises(CheckpointError, match="cannot load demucs model 'nope'"):
         build_host("htdemucs", sources=SOURCES, pretrained="nope", pretrained_repo=str(tmp_path))
 
-    umx = build_host("openunmix", sources=SOURCES, size="debug")
+    umx, _ = build_host("openunmix", sources=SOURCES, size="debug")
     for s in SOURCES:
         torch.save(umx.target_models[s].state_dict(), tmp_path / f"{s}.pth")
         (tmp_path / f"{s}.json").write_text(json.dumps({"args": {"nfft": 512, "nhop": 128, "hidden_size": 16,
                                                                  "nb_channels": 2, "nb_layers": 1}}))
-    loaded = build_host("openunmix", sources=SOURCES, pretrained=str(tmp_path))
+    loaded, _ = build_host("openunmix", sources=SOURCES, pretrained=str(tmp_path))
     x = torch.rand(1, 2, 257, 10)
     loaded.eval(), umx.eval()
     torch.testing.assert_close(loaded.target_models["vocals"](x), umx.target_models["vocals"](x))

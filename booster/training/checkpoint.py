@@ -1,0 +1,125 @@
+"""Model descriptions, checkpoints and saved-model files: one format version, one backbone policy.
+
+Every recipe checkpoint (Lightning ``.ckpt``) holds ``checkpoint["booster"]``, a JSON-safe description,
+and every exported model file (``.safetensors``) holds the same description in its metadata:
+
+``{"format": "muq-booster-model", "format_version": 2, "task": ..., "host": {"name", "kwargs"},
+"boost": bool, "boost_kwargs": {...}, "backbone": "<src>", "backbone_seed": int,
+"backbone_identity": {...}, ...task fields (e.g. sources, sample_rate, channels, segment)}``.
+
+Never pickled classes: the host is rebuilt by its plug-in (``booster.adapters.<name>``) from the JSON
+keyword arguments, the backbone by :func:`booster.backbone.load_backbone`, and its fingerprint checked by
+:func:`booster.backbone.check_identity` (the one policy). Unknown versions are refused clearly.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from booster.backbone import check_identity, identity, load_backbone
+from booster.errors import CheckpointError
+
+from .boosting import backbone_of, is_boosted, load_trainable_state, trainable_state
+from .hosts import HostSpec, boost_host, host_from_spec
+
+FORMAT = "muq-booster-model"
+FORMAT_VERSION = 2
+META_KEY = "booster_model"    # safetensors metadata key
+CKPT_KEY = "booster"          # Lightning checkpoint key
+EMA_KEY = "booster_ema"
+
+
+def describe(task: str, host: HostSpec, model: nn.Module, *, backbone: str | None = None,
+             backbone_seed: int = 0, boost_kwargs: dict | None = None, **task_fields) -> dict:
+    """The description of ``model`` (plain host or boosted) for checkpoints and model files."""
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": task, "host": host.to_dict(),
+            "boost": is_boosted(model), **task_fields}
+    if is_boosted(model):
+        meta.update(backbone=str(backbone), backbone_seed=int(backbone_seed),
+                    boost_kwargs=dict(boost_kwargs or {}), backbone_identity=identity(backbone_of(model)))
+    return meta
+
+
+def check_meta(meta, *, what: str, task: str | None = None) -> dict:
+    """``meta`` if it is a description this version reads (and of ``task`` when given), else an error."""
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        got = meta.get("format_version") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{what} has model format version {got!r}; this muq-booster reads version "
+                              f"{FORMAT_VERSION} only. Re-train or re-export it with this version.")
+    if task is not None and meta.get("task") != task:
+        raise CheckpointError(f"{what} is a {meta.get('task')!r} model, not a {task!r} model")
+    return meta
+
+
+def build_from_meta(meta: dict, *, what: str = "the model", allow_other_weights: bool = False) -> nn.Module:
+    """Re-create the (random-weight) model a description names: host by its plug-in, boosted with the
+    recorded backbone (whose identity must match, :func:`booster.backbone.check_identity`)."""
+    check_meta(meta, what=what)
+    host = host_from_spec(meta["host"])
+    if not meta.get("boost"):
+        return host
+    bb = load_backbone(meta["backbone"], int(meta.get("backbone_seed", 0)))
+    check_identity(meta.get("backbone_identity"), bb, what=what, allow_other_weights=allow_other_weights)
+    return boost_host(meta["host"]["name"], host, bb, **(meta.get("boost_kwargs") or {}))
+
+
+def save_model(path: str | Path, model: nn.Module, meta: dict) -> Path:
+    """One ``.safetensors`` file: host + adapter weights (never the backbone) and ``meta``."""
+    from safetensors.torch import save_file
+    check_meta(meta, what="the description")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # clone: some hosts share tensors between modules (safetensors refuses shared memory)
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in trainable_state(model).items()}
+    save_file(state, str(path), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    return path
+
+
+def read_model_file(path: str | Path) -> tuple[dict, dict]:
+    """``(meta, state)`` of a ``.safetensors`` model file or a recipe ``.ckpt`` (EMA weights preferred)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CheckpointError(f"model file {str(p)!r} does not exist" if not p.exists()
+                              else f"{str(p)!r} is a directory, expected a .ckpt or .safetensors file")
+    if p.suffix == ".ckpt":
+        ckpt = read_checkpoint(p)
+        meta = ckpt.get(CKPT_KEY)
+        if meta is None:
+            raise CheckpointError(f"{str(p)!r} is not a checkpoint of a muq-booster recipe")
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        return meta, dict(ckpt.get(EMA_KEY) or state)
+    from safetensors import safe_open
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"cannot read {str(p)!r} as a model file ({type(e).__name__}: {e})") from None
+    if raw is None:
+        raise CheckpointError(f"{str(p)!r} is a safetensors file but not a muq-booster model file (no metadata)")
+    return json.loads(raw), state
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint read safely (``weights_only=True``); clear errors for anything else."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r} safely ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{str(path)!r} is not a Lightning checkpoint")
+    return ckpt
+
+
+def load_model(path: str | Path, *, task: str | None = None, device="cpu",
+               allow_other_weights: bool = False) -> tuple[nn.Module, dict]:
+    """``(model in eval mode on device, meta)`` from a ``.ckpt`` or ``.safetensors`` model file."""
+    meta, state = read_model_file(path)
+    check_meta(meta, what=str(path), task=task)
+    model = build_from_meta(meta, what=str(path), allow_other_weights=allow_other_weights)
+    load_trainable_state(model, state)
+    return model.to(device).eval(), meta

@@ -1,0 +1,168 @@
+"""``booster fit | validate | test --config <task>/<name>`` for every recipe (LightningCLI).
+
+A recipe is a folder ``recipes/<task>/`` (package ``booster.recipes.<task>``) whose ``__init__.py``
+declares::
+
+    MODULE = "booster.recipes.<task>.module:TaskModule"      # a booster.training.BoosterModule
+    DATA = "booster.recipes.<task>.data:TaskDataModule"      # a LightningDataModule
+    LINKS = ("sample_rate",)   # optional: data.<key> is linked into model.<key> (set once, under data:)
+
+and ships its YAML configs next to it. ``--config`` accepts ``<task>/<name>`` (a packaged config), a
+bare ``<name>`` when exactly one task has it, or a YAML path; a YAML may say ``task: <task>`` at top
+level (else the task comes from the packaged config or the folder it lives in; default separation).
+Every run logs through Lightning's CSVLogger unless the config sets a logger: metrics land in
+``<default_root_dir>/logs/version_<n>/metrics.csv``.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from booster.errors import ConfigError
+
+SUBCOMMANDS = ("fit", "validate", "test")
+DEFAULT_TASK = "separation"   # YAML paths that say nothing else (the first recipe; old spellings)
+LOG_NAME = "logs"
+
+
+def recipes_root() -> Path:
+    import booster.recipes as pkg
+    return Path(pkg.__file__).resolve().parent
+
+
+def tasks() -> list[str]:
+    """Recipe folders that declare MODULE and DATA (their ``__init__`` is imported)."""
+    out = []
+    for d in sorted(p for p in recipes_root().iterdir() if (p / "__init__.py").is_file()):
+        try:
+            pkg = importlib.import_module(f"booster.recipes.{d.name}")
+        except ImportError:
+            continue
+        if getattr(pkg, "MODULE", None) and getattr(pkg, "DATA", None):
+            out.append(d.name)
+    return out
+
+
+def packaged_configs(task: str | None = None) -> list[str]:
+    """``["<task>/<name>", ...]`` of every packaged YAML (of ``task`` only when given)."""
+    root = recipes_root()
+    names = sorted(f"{p.parent.name}/{p.stem}" for p in root.glob("*/*.yaml"))
+    return [n for n in names if task is None or n.startswith(task + "/")]
+
+
+def resolve_config(value: str) -> tuple[str, str | None]:
+    """``(YAML path, task or None)`` for a ``--config`` value."""
+    root = recipes_root()
+    path = Path(value).expanduser()
+    if path.is_file():
+        return str(path), _task_of(path)
+    parts = value.replace("\\", "/").removesuffix(".yaml").split("/")
+    if len(parts) >= 2 and (root / parts[-2] / f"{parts[-1]}.yaml").is_file():   # task/name, recipes/task/name
+        return str(root / parts[-2] / f"{parts[-1]}.yaml"), parts[-2]
+    if len(parts) == 1:
+        hits = [n for n in packaged_configs() if n.split("/")[1] == parts[0]]
+        if len(hits) == 1:
+            return str(root / f"{hits[0]}.yaml"), hits[0].split("/")[0]
+        if len(hits) > 1:
+            raise ConfigError(f"config {value!r} exists for several tasks ({', '.join(hits)}); name one of them")
+    raise ConfigError(f"config {value!r} does not exist; pass a YAML path or one of: "
+                      f"{', '.join(packaged_configs())}")
+
+
+def _task_of(path: Path) -> str | None:
+    """The task a YAML file belongs to: its ``task:`` key, else the recipe folder it lives in."""
+    import yaml
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {str(path)!r}: {e}") from None
+    if isinstance(data, dict) and isinstance(data.get("task"), str):
+        return data["task"]
+    resolved = path.resolve()
+    if resolved.parent.parent == recipes_root():
+        return resolved.parent.name
+    return None
+
+
+def resolve_args(args: list[str]) -> tuple[list[str], str]:
+    """Arguments with every ``--config`` resolved to a path, and the task they select."""
+    out, found, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--config", "-c") and i + 1 < len(args):
+            path, task = resolve_config(args[i + 1])
+            out += [a, path]
+            found.append(task)
+            i += 2
+            continue
+        if a.startswith("--config="):
+            path, task = resolve_config(a.split("=", 1)[1])
+            a = "--config=" + path
+            found.append(task)
+        out.append(a)
+        i += 1
+    named = [t for t in found if t]
+    if len(set(named)) > 1:
+        raise ConfigError(f"the configs given belong to different tasks: {sorted(set(named))}")
+    return out, (named[0] if named else DEFAULT_TASK)
+
+
+def recipe(task: str):
+    """``(module class, data module class, links)`` a recipe declares."""
+    try:
+        pkg = importlib.import_module(f"booster.recipes.{task}")
+    except ModuleNotFoundError as e:
+        if e.name == f"booster.recipes.{task}":
+            raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(tasks())}") from None
+        raise
+    if not getattr(pkg, "MODULE", None) or not getattr(pkg, "DATA", None):
+        raise ConfigError(f"booster.recipes.{task} declares no MODULE / DATA (not a runnable recipe yet)")
+    return _load(pkg.MODULE), _load(pkg.DATA), tuple(getattr(pkg, "LINKS", ()))
+
+
+def _load(ref: str):
+    mod, _, name = ref.partition(":")
+    return getattr(importlib.import_module(mod), name)
+
+
+def make_cli_class(links: tuple[str, ...]):
+    from lightning.pytorch.cli import LightningCLI
+
+    class BoosterCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_argument("--task", default=None, help="the recipe (task) this config belongs to")
+            for key in links:
+                parser.link_arguments(f"data.{key}", f"model.{key}")
+
+        def instantiate_trainer(self, **kwargs):
+            cfg = self.config_init[self.subcommand] if self.subcommand else self.config_init
+            trainer = cfg["trainer"]
+            if trainer.get("logger") in (None, True):   # default: CSV, no server needed
+                from lightning.pytorch.loggers import CSVLogger
+                trainer["logger"] = CSVLogger(save_dir=trainer.get("default_root_dir") or ".", name=LOG_NAME)
+            return super().instantiate_trainer(**kwargs)
+
+    return BoosterCLI
+
+
+def main(subcommand: str, args: list[str]) -> int:
+    """Run ``subcommand`` (fit / validate / test) with LightningCLI arguments ``args``."""
+    if subcommand not in SUBCOMMANDS:
+        raise ConfigError(f"unknown sub-command {subcommand!r}")
+    if any(a in ("-h", "--help") for a in args) and not any(a.startswith(("--config", "-c")) for a in args):
+        print(f"usage: booster {subcommand} --config <task>/<name> | CONFIG.yaml [--section.key value ...]\n"
+              f"packaged configs: {', '.join(packaged_configs())}\n"
+              f"`booster {subcommand} --config <task>/<name> --help` lists every option of that recipe.")
+        return 0
+    resolved, task = resolve_args(list(args))
+    module_cls, data_cls, links = recipe(task)
+    cli_class = make_cli_class(links)
+    # LightningCLI parses sys.argv; DDP re-launches the same command line in its worker processes.
+    argv, sys.argv = sys.argv, [sys.argv[0], subcommand, *resolved]
+    try:
+        cli_class(module_cls, data_cls, save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                  parser_kwargs={"prog": f"booster {subcommand}"})
+    finally:
+        sys.argv = argv
+    return 0

@@ -1,0 +1,308 @@
+"""A data-scarcity study: baseline vs boosted over training fractions and seeds (``booster study``).
+
+For every fraction and seed, the recipe config is trained twice, plain (``model.boost: false``) and
+boosted (``model.boost: true``), with the same budget, the same nested data subset (``data.fraction``;
+subsets are nested across fractions for one seed) and the same seed (``seed_everything``, ``data.seed``),
+then both are tested on the same test split with the task's metrics. Layout of ``out``::
+
+    out/<fraction>/<seed>/<variant>/   config.yaml (the exact run), run.json (settings, status, metrics),
+                                       results.json/.md (the task's report), logs/ (CSV), checkpoints/
+    out/study.json  out/study.md  out/study.png   (every run and metric; table; headline metric plot)
+    out/feature_cache/                 backbone features of fixed inputs, shared by the boosted runs
+
+Resumable: a run whose ``run.json`` says ``done`` with the same settings is kept; any other run folder
+(killed half-way, other settings) is removed and run again.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from booster.errors import ConfigError
+from booster.fsutil import write_text
+
+from . import stats
+from .plots import study_plot
+
+STUDY_VERSION = 1
+VARIANTS = ("baseline", "boosted")
+RUN_FILE = "run.json"
+ACCELERATORS = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps"}
+
+
+@dataclass
+class StudySettings:
+    """What a study runs. ``seeds``: the seeds themselves; ``overrides``: LightningCLI arguments for every run."""
+
+    config: str
+    fractions: list[float]
+    seeds: list[int]
+    out: Path = Path("runs/study")
+    budget_steps: int | None = None
+    budget_minutes: float | None = None
+    device: str = "auto"
+    overrides: list[str] = field(default_factory=list)
+    metric: str | None = None
+    confidence: float = 0.95
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        self.fractions = sorted({float(f) for f in self.fractions})
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError(f"--fractions must be numbers in (0, 1], got {self.fractions}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"--seeds must give distinct seeds, got {self.seeds}")
+        if self.budget_steps is not None and self.budget_minutes is not None:
+            raise ConfigError("give --budget-steps or --budget-minutes, not both")
+        if self.budget_steps is not None and self.budget_steps < 1:
+            raise ConfigError(f"--budget-steps must be at least 1, got {self.budget_steps}")
+        if self.budget_minutes is not None and not self.budget_minutes > 0:
+            raise ConfigError(f"--budget-minutes must be positive, got {self.budget_minutes}")
+        if self.device not in ACCELERATORS:
+            raise ConfigError(f"--device {self.device!r}: use one of {', '.join(ACCELERATORS)}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"--confidence must be in (0, 1), got {self.confidence}")
+
+
+@dataclass
+class Run:
+    fraction: float
+    seed: int
+    variant: str
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return f"fraction {self.fraction:g} seed {self.seed} {self.variant}"
+
+
+def plan(settings: StudySettings) -> list[Run]:
+    """Every run, seed-major (a partial study has whole curves for its first seeds)."""
+    return [Run(f, s, v, settings.out / f"{f:g}" / str(s) / v)
+            for s in settings.seeds for f in settings.fractions for v in VARIANTS]
+
+
+def run_settings(settings: StudySettings, run: Run, task: str, config_path: str) -> dict:
+    """What must match for a finished run to be reused (the device may differ)."""
+    return {"study_version": STUDY_VERSION, "task": task, "config": settings.config,
+            "config_text": Path(config_path).read_text(), "fraction": run.fraction, "seed": run.seed,
+            "variant": run.variant, "budget_steps": settings.budget_steps,
+            "budget_minutes": settings.budget_minutes, "overrides": list(settings.overrides)}
+
+
+def read_state(folder: Path) -> dict | None:
+    try:
+        state = json.loads((folder / RUN_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def is_finished(folder: Path, expected: dict) -> bool:
+    """True when ``folder`` holds a finished run with exactly these settings and its results."""
+    state = read_state(folder)
+    return bool(state and state.get("status") == "done" and state.get("settings") == expected
+                and isinstance(state.get("metrics"), dict) and (folder / "results.json").is_file())
+
+
+def run_config(base: dict, task: str, settings: StudySettings, run: Run) -> dict:
+    """The recipe config of one run: the base YAML with the study's settings written into it."""
+    cfg = copy.deepcopy(base)
+    cfg["task"] = task
+    cfg["seed_everything"] = run.seed
+    trainer = cfg.setdefault("trainer", {}) or {}
+    cfg["trainer"] = trainer
+    trainer["default_root_dir"] = str(run.folder)
+    trainer["accelerator"] = ACCELERATORS[settings.device]
+    trainer["devices"] = 1
+    trainer.pop("strategy", None)
+    trainer["logger"] = None  # the kit's default: CSVLogger under <run>/logs
+    trainer["enable_progress_bar"] = False
+    if settings.budget_steps is not None:
+        trainer["max_steps"] = settings.budget_steps
+    elif settings.budget_minutes is not None:
+        seconds = int(round(settings.budget_minutes * 60))
+        trainer["max_time"] = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        trainer["max_steps"], trainer["max_epochs"] = -1, -1
+    callbacks = [c for c in (trainer.get("callbacks") or []) if isinstance(c, dict)]
+    ckpt = [c for c in callbacks if str(c.get("class_path", "")).endswith("ModelCheckpoint")]
+    if not ckpt:
+        ckpt = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {}}]
+        callbacks.append(ckpt[0])
+    for c in ckpt:
+        c.setdefault("init_args", {})
+        c["init_args"]["dirpath"] = str(run.folder / "checkpoints")
+    trainer["callbacks"] = callbacks
+    model = cfg.setdefault("model", {}) or {}
+    cfg["model"] = model
+    model_args = model.get("init_args", model) if "class_path" in model else model
+    model_args.update(boost=run.variant == "boosted", eval_dir=str(run.folder), print_report=False,
+                      run_name=f"{run.variant} fraction={run.fraction:g} seed={run.seed}",
+                      feature_cache=str(settings.out / "feature_cache"))
+    data = cfg.setdefault("data", {}) or {}
+    cfg["data"] = data
+    data_args = data.get("init_args", data) if "class_path" in data else data
+    data_args.update(fraction=run.fraction, seed=run.seed)
+    return cfg
+
+
+def flat_metrics(report: dict) -> dict[str, float | None]:
+    """A report's summary as ``{name: value}``: the headline row ("mean", or the only row) under the bare
+    metric names, every other row as ``<row>/<metric>``."""
+    summary = report.get("summary") or {}
+    rows = list(summary)
+    head = "mean" if "mean" in summary else (rows[0] if len(rows) == 1 else None)
+    out = {}
+    if head is not None:
+        out.update({m: stats.finite(v) for m, v in summary[head].items()})
+    for row in rows:
+        if row != head:
+            out.update({f"{row}/{m}": stats.finite(v) for m, v in summary[row].items()})
+    return out
+
+
+RESERVED = ("--model.boost", "--model.eval_dir", "--data.fraction", "--data.seed", "--seed_everything",
+            "--trainer.default_root_dir", "--trainer.max_steps", "--trainer.max_time", "--config", "-c")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    for a in overrides:
+        key = a.split("=", 1)[0]
+        if key in RESERVED:
+            raise ConfigError(f"{key} is set by the study for every run; use the study's own options "
+                              "(--fractions, --seeds, --budget-steps/--budget-minutes, -o)")
+
+
+def run_study(settings: StudySettings, say=print) -> dict:
+    """Run (or resume) the study; write ``study.json``, ``study.md`` and ``study.png``; return the study."""
+    import yaml
+
+    from .cli import resolve_config, DEFAULT_TASK
+
+    check_overrides(settings.overrides)
+    config_path, task = resolve_config(settings.config)
+    task = task or DEFAULT_TASK
+    base = yaml.safe_load(Path(config_path).read_text()) or {}
+    if not isinstance(base, dict):
+        raise ConfigError(f"config {settings.config!r} is not a YAML mapping")
+    runs = plan(settings)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    records, t0 = [], time.perf_counter()
+    for i, run in enumerate(runs, 1):
+        expected = run_settings(settings, run, task, config_path)
+        if is_finished(run.folder, expected):
+            records.append(read_state(run.folder))
+            say(f"[{i}/{len(runs)}] {run.name}: done before, kept")
+            continue
+        if run.folder.exists():
+            if read_state(run.folder) is None and any(run.folder.iterdir()):
+                raise ConfigError(f"{str(run.folder)!r} exists and is not a study run; pass another -o")
+            say(f"[{i}/{len(runs)}] {run.name}: unfinished or other settings, run again")
+            shutil.rmtree(run.folder)
+        run.folder.mkdir(parents=True)
+        state = {"settings": expected, "status": "running", "fraction": run.fraction, "seed": run.seed,
+                 "variant": run.variant, "folder": str(run.folder)}
+        write_text(run.folder / RUN_FILE, json.dumps(state, indent=2) + "\n")
+        cfg_file = run.folder / "config.yaml"
+        write_text(cfg_file, yaml.safe_dump(run_config(base, task, settings, run), sort_keys=False))
+        state.update(fit_and_test(task, cfg_file, settings.overrides, run.folder))
+        state["status"] = "done"
+        write_text(run.folder / RUN_FILE, json.dumps(state, indent=2, allow_nan=False) + "\n")
+        records.append(state)
+        head = settings.metric or (state["metric_names"][0] if state["metric_names"] else None)
+        value = state["metrics"].get(head) if head else None
+        say(f"[{i}/{len(runs)}] {run.name}: {state['steps']} steps in {state['train_seconds']:.1f} s, "
+            f"test {state['test_seconds']:.1f} s, {head} = {stats._fmt(value)} ({state['device']})")
+        write_outputs(settings, task, records, complete=False)
+    study = write_outputs(settings, task, records, complete=True)
+    say(f"study of {len(runs)} runs finished in {time.perf_counter() - t0:.1f} s -> "
+        f"{settings.out / 'study.md'}, study.json, study.png")
+    return study
+
+
+def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Path) -> dict:
+    """Train one run from its config, test the trained weights, return its record (metrics, timing)."""
+    import logging
+
+    from .cli import make_cli_class, recipe
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    module_cls, data_cls, links = recipe(task)
+    cli = make_cli_class(links)(module_cls, data_cls, run=False, args=["--config", str(config_file), *overrides],
+                                save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                                parser_kwargs={"prog": "booster study"})
+    trainer = cli.trainer
+    t = time.perf_counter()
+    trainer.fit(cli.model, cli.datamodule)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    trainer.test(cli.model, cli.datamodule, verbose=False)
+    test_s = time.perf_counter() - t
+    try:
+        report = json.loads((folder / "results.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"the test of {str(folder)!r} wrote no readable results.json ({e})") from None
+    metrics = flat_metrics(report)
+    lower = [m["name"] for m in report.get("metrics", []) if isinstance(m, dict) and not m.get("higher_is_better", True)]
+    return {"steps": int(trainer.global_step), "train_seconds": train_s, "test_seconds": test_s,
+            "device": str(cli.model.device), "metrics": metrics,
+            "metric_names": [m["name"] for m in report.get("metrics", []) if isinstance(m, dict)] or list(metrics),
+            "lower_is_better": lower}
+
+
+def write_outputs(settings: StudySettings, task: str, records: list[dict], complete: bool) -> dict:
+    """Aggregate the finished runs into ``study.json``, ``study.md`` and ``study.png``."""
+    records = [r for r in records if r and r.get("status") == "done"]
+    names = []
+    for r in records:
+        names += [m for m in r["metrics"] if m not in names]
+    declared = records[0]["metric_names"] if records else []
+    lower = {m for r in records for m in r.get("lower_is_better", [])}
+    headline = settings.metric or (declared[0] if declared else (names[0] if names else None))
+    if settings.metric and records and settings.metric not in names:
+        raise ConfigError(f"--metric {settings.metric!r} is not among the metrics of this task: {', '.join(names)}")
+    better = {m: stats.higher_is_better(m.rsplit("/", 1)[-1], lower) for m in names}
+    table = {m: stats.study_table(records, m, settings.confidence) for m in names}
+    study = {"version": STUDY_VERSION, "task": task, "config": settings.config, "complete": complete,
+             "settings": {"fractions": settings.fractions, "seeds": settings.seeds,
+                          "budget_steps": settings.budget_steps, "budget_minutes": settings.budget_minutes,
+                          "device": settings.device, "overrides": settings.overrides,
+                          "confidence": settings.confidence},
+             "headline": headline, "higher_is_better": better,
+             "runs": [{k: r[k] for k in ("fraction", "seed", "variant", "folder", "steps", "train_seconds",
+                                         "test_seconds", "device", "metrics")} for r in records],
+             "table": table}
+    out = settings.out
+    write_text(out / "study.json", json.dumps(study, indent=2, allow_nan=False) + "\n")
+    write_text(out / "study.md", study_markdown(study))
+    if headline is not None:
+        study_plot(table[headline], study["runs"], headline, out / "study.png", better_high=better[headline],
+                   title=f"{settings.config}: {headline} vs training fraction ({len(settings.seeds)} seed(s))")
+    return study
+
+
+def study_markdown(study: dict) -> str:
+    """``study.md``: settings, the headline table, then the other summary metrics (per-row ones: study.json)."""
+    s = study["settings"]
+    budget = (f"{s['budget_steps']} steps" if s["budget_steps"] else
+              f"{s['budget_minutes']:g} min" if s["budget_minutes"] else "the config's own")
+    runs = study["runs"]
+    train = sum(r["train_seconds"] for r in runs)
+    test = sum(r["test_seconds"] for r in runs)
+    lines = [f"### Study: {study['config']} ({study['task']}), baseline vs boosted", "",
+             f"Fractions {', '.join(f'{f:g}' for f in s['fractions'])}; seeds {', '.join(map(str, s['seeds']))}; "
+             f"budget per run: {budget}; {len(runs)} runs ({'complete' if study['complete'] else 'in progress'}), "
+             f"training {train / 60:.1f} min + testing {test / 60:.1f} min on {', '.join(sorted({r['device'] for r in runs})) or '-'}.",
+             "Difference = boosted − baseline of the same fraction and seed; interval: Student t over seeds.", ""]
+    head = study["headline"]
+    if head is None:
+        return "\n".join(lines + ["No finished run yet."]) + "\n"
+    order = [head] + [m for m in study["table"] if m != head and "/" not in m]
+    for m in order:
+        lines += [stats.markdown_table(study["table"][m], m, study["higher_is_better"][m]), ""]
+    return "\n".join(lines)
