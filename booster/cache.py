@@ -99,6 +99,42 @@ def load_features(path: str | os.PathLike, *, verify: bool = True) -> tuple[Feat
     return feats, meta
 
 
+SETTINGS = ("layers", "dtype", "precision", "window", "overlap", "backbone", "source_sha256")
+
+
+def feature_settings(meta: dict) -> dict:
+    """The settings of a feature file that decide its content (see :data:`SETTINGS`), JSON-normalised."""
+    return json.loads(json.dumps({k: meta.get(k) for k in SETTINGS}, sort_keys=True))
+
+
+def describe_difference(have: dict, want: dict) -> str:
+    """``"layers [4, 8, 12] -> [0, 6]; window 30.0 -> 10.0"`` for the settings that differ."""
+    have, want = feature_settings(have), feature_settings(want)
+    parts = []
+    for k in SETTINGS:
+        if have[k] != want[k]:
+            if k == "backbone":
+                a, b = have[k] or {}, want[k] or {}
+                parts.append(f"backbone {a.get('name')}@{a.get('fingerprint')} -> {b.get('name')}@{b.get('fingerprint')}")
+            elif k == "source_sha256":
+                parts.append("source audio changed")
+            else:
+                parts.append(f"{k} {have[k]} -> {want[k]}")
+    return "; ".join(parts)
+
+
+def check_feature_file(path: str | os.PathLike, want: dict, *, verify: bool = True) -> str | None:
+    """Why the feature file at ``path`` cannot be reused for settings ``want`` (a dict with the keys of
+    :data:`SETTINGS`), or None when it can: it loads, its checksum verifies and its settings and source
+    hash match."""
+    try:
+        _, meta = load_features(path, verify=verify)
+    except FeatureFileError as e:
+        return "damaged: " + str(e).replace(f"{str(path)!r}", "the file").replace("feature file the file", "the file")
+    diff = describe_difference(meta, want)
+    return f"other settings: {diff}" if diff else None
+
+
 class FeatureCache:
     """Feature store for fixed audio (validation/test mixtures, user datasets).
 

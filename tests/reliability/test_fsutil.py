@@ -1,0 +1,173 @@
+"""booster.fsutil: atomic writes leave nothing behind on failure or kill, stale temp files are swept,
+permissions follow the umask, output names are unique, checkpoint files are checked before loading."""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from booster.errors import CheckpointError
+from booster.fsutil import (TEMP_SUFFIX, OutputError, atomic_path, check_checkpoint_file, check_output_dir,
+                            sweep_temp_files, unique_output_names, write_text)
+
+
+def leftovers(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(TEMP_SUFFIX))
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path, error):
+    target = tmp_path / "a.txt"
+    write_text(target, "old")
+    with pytest.raises(error):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half of the new")
+            raise error("killed")
+    assert target.read_text() == "old" and leftovers(tmp_path) == []
+
+
+def test_permissions_follow_umask(tmp_path):
+    from safetensors.torch import save_file
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "w.safetensors") as tmp:
+            save_file({"x": torch.zeros(2)}, str(tmp))
+        os.umask(0o077)
+        write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_sigkill_mid_write_is_swept_by_next_writer(tmp_path):
+    """A writer killed with SIGKILL leaves its temp file; the next write into the folder removes it,
+    while the temp file of a live writer is kept."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from booster.fsutil import atomic_path
+        with atomic_path({str(tmp_path / 'big.bin')!r}) as tmp:
+            with open(tmp, 'wb') as f:
+                f.write(b'x' * 1_000_000); f.flush()
+                print('writing', flush=True)
+                time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    live = leftovers(tmp_path)
+    assert len(live) == 1
+    assert sweep_temp_files(tmp_path) == []  # the writer is alive: its file is kept
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert leftovers(tmp_path) == live and not (tmp_path / "big.bin").exists()
+    removed = sweep_temp_files(tmp_path)
+    assert [p.name for p in removed] == live and leftovers(tmp_path) == []
+
+
+def test_foreign_and_fresh_remote_temp_files_are_kept(tmp_path):
+    (tmp_path / "user.tmp").write_text("mine")                         # not our naming
+    remote = tmp_path / f".x.wav.deadbeef-123-abcd1234{TEMP_SUFFIX}"  # another host, fresh
+    remote.write_text("...")
+    assert sweep_temp_files(tmp_path) == []
+    old = time.time() - 3 * 24 * 3600
+    os.utime(remote, (old, old))
+    assert sweep_temp_files(tmp_path) == [remote] and (tmp_path / "user.tmp").exists()
+
+
+def test_unique_output_names(tmp_path):
+    for rel in ["a/song.wav", "b/song.wav", "c/song.wav", "c/song.flac", "c/other.wav", "d/in/x.wav",
+                "d/in/sub/x.wav", "e/in/x.wav", "f/Song.wav"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    t = tmp_path
+    names = unique_output_names([t / "a/song.wav", t / "b/song.wav"])
+    assert sorted(names.values()) == ["a/song", "b/song"]
+    names = unique_output_names([t / "c/song.wav", t / "c/song.flac", t / "c/other.wav"])
+    assert names[t / "c/song.wav"] == "song.wav" and names[t / "c/song.flac"] == "song.flac"
+    assert names[t / "c/other.wav"] == "other"
+    walked = [t / "d/in/x.wav", t / "d/in/sub/x.wav", t / "e/in/x.wav"]
+    names = unique_output_names(walked, [t / "d/in", t / "e/in"])
+    assert names[t / "d/in/sub/x.wav"] == "sub/x" and {names[t / "d/in/x.wav"], names[t / "e/in/x.wav"]} == {
+        "d/in/x", "e/in/x"}
+    names = unique_output_names([t / "a/song.wav", t / "f/Song.wav"])  # case-insensitive file systems
+    assert sorted(names.values()) == ["a/song", "f/Song"]
+    assert len(unique_output_names([t / "a/song.wav", t / "a/../a/song.wav"])) == 1  # same file once
+    mixed = unique_output_names([t / "a/song.wav", t / "b/song.wav", t / "c/song.flac"])
+    assert len({v.casefold() for v in mixed.values()}) == 3
+
+
+def test_check_output_dir(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="existing file"):
+        check_output_dir(tmp_path / "file")
+    with pytest.raises(OutputError, match="cannot create"):
+        check_output_dir(tmp_path / "file" / "sub")
+    assert check_output_dir(tmp_path / "new" / "deep").is_dir()
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path):
+    """A folder nobody may write to: chmod 555 for a normal user; root ignores permission bits, so
+    for root a read-only bind mount (skipped where mounting is not allowed)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    if subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without permission to mount a read-only folder")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True, capture_output=True)
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_read_only_output_dir(read_only_dir):
+    with pytest.raises(OutputError, match="not writable") as e:
+        check_output_dir(read_only_dir, "-o")
+    assert str(e.value).startswith(f"-o {str(read_only_dir)!r}")
+    with pytest.raises(OutputError, match="cannot create"):
+        check_output_dir(read_only_dir / "sub")
+
+
+def _ckpt(path, obj):
+    torch.save(obj, path)
+    return path
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("missing", "does not exist"), ("empty", "empty"), ("truncated", "truncated"),
+    ("random", "not a PyTorch checkpoint"), ("pickle", "raw pickle"), ("folder", "is a folder"),
+    ("crc", "CRC"),
+])
+def test_checkpoint_file_checks(tmp_path, damage, message):
+    import pickle
+    good = _ckpt(tmp_path / "good.ckpt", {"state_dict": {"w": torch.full((256,), 1234.5)}, "global_step": 3})
+    assert check_checkpoint_file(good) == good
+    bad = tmp_path / "bad.ckpt"
+    data = good.read_bytes()
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif damage == "random":
+        bad.write_bytes(os.urandom(4096))
+    elif damage == "pickle":
+        bad.write_bytes(pickle.dumps({"state_dict": {}}))
+    elif damage == "folder":
+        bad.mkdir()
+    elif damage == "crc":
+        at = data.index(struct.pack("<f", 1234.5) * 4)  # inside the tensor record
+        bad.write_bytes(data[:at] + b"\xff\xff" + data[at + 2:])
+    with pytest.raises(CheckpointError, match=message) as e:
+        check_checkpoint_file(bad, "--ckpt_path")
+    assert "\n" not in str(e.value) and "--ckpt_path" in str(e.value)
