@@ -99,8 +99,10 @@ class MuQ(nn.Module):
         return self._fingerprint
 
     def train(self, mode: bool = True):
-        # Frozen backbone: BatchNorm statistics must never update, whatever the parent module does.
-        return super().train(False)
+        """Standard ``nn.Module.train``: the class itself can train (pretraining recipe). Freezing is the
+        booster's policy: a boosted model keeps its backbone in eval mode under no_grad."""
+        self._fingerprint = None  # training changes weights and BatchNorm statistics
+        return super().train(mode)
 
     # ---- forward -----------------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, upto: int | None = None, keep=None,

@@ -1,0 +1,189 @@
+"""Run the two pretraining stages and export (library functions + ``python -m`` entry point).
+
+    python -m booster.recipes.pretraining.train tokenizer --data DIR... --run RUN
+    python -m booster.recipes.pretraining.train encoder   --data DIR... --run RUN [--size mini | --init CKPT]
+    python -m booster.recipes.pretraining.train export    --run RUN --out DIR
+
+``RUN`` holds everything a run needs to resume: ``stat.json`` (mel statistics), ``tokenizer.*``,
+``checkpoints/last.ckpt`` (Lightning, saved every few minutes) and ``export/`` (official layout,
+refreshed at every checkpoint). Re-running ``encoder`` with the same ``RUN`` resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from .data import loaders
+from .module import PretrainModule, TokenizerModule, export, mel_statistics
+from .tokenizer import MelRVQ
+
+
+class TextLog(L.Callback):
+    """Prints one line of metrics every ``every`` steps (for ``nohup ... > log.txt``)."""
+
+    def __init__(self, every: int = 10):
+        self.every, self.t0 = every, time.time()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0 and trainer.is_global_zero:
+            m = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
+            print(f"[{time.strftime('%H:%M:%S')}] step {trainer.global_step} "
+                  f"{(time.time() - self.t0) / 60:.1f} min {json.dumps(m, sort_keys=True)}", flush=True)
+
+    def on_validation_end(self, trainer, module):
+        if trainer.is_global_zero:
+            m = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+            print(f"[{time.strftime('%H:%M:%S')}] validation at step {trainer.global_step}: "
+                  f"{json.dumps(m, sort_keys=True)}", flush=True)
+
+
+class PeriodicExport(L.Callback):
+    """Exports the encoder in the official layout to ``directory`` whenever a checkpoint is saved."""
+
+    def __init__(self, directory: Path, extra: dict):
+        self.directory, self.extra = directory, extra
+
+    def on_save_checkpoint(self, trainer, module, checkpoint):
+        if trainer.is_global_zero:
+            export(module, self.directory, extra=self.extra)
+
+
+def _trainer(run: Path, max_steps: int, precision: str, accumulate: int, val_every: int,
+             ckpt_minutes: float, max_minutes: float | None, callbacks=(), devices="auto", strategy="auto"):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    ckpt = ModelCheckpoint(dirpath=run / "checkpoints", save_last=True, save_top_k=0,
+                           train_time_interval=timedelta(minutes=ckpt_minutes))
+    return L.Trainer(max_steps=max_steps, precision=precision, accumulate_grad_batches=accumulate,
+                     val_check_interval=val_every, check_val_every_n_epoch=None, gradient_clip_val=1.0,
+                     max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
+                     callbacks=[ckpt, TextLog(), *callbacks], logger=CSVLogger(str(run), name="logs"),
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     devices=devices, strategy=strategy, accelerator="auto")
+
+
+def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps: int = 300,
+                  levels: int = 8, codebook_size: int = 1024, code_dim: int = 16, lr: float = 2e-3,
+                  stat_batches: int = 8, precision: str = "32-true", teacher: str | None = None,
+                  teacher_layer: int | None = None, cache: str | None = None) -> Path:
+    """Stage 1: mel statistics (``stat.json``) and the Mel-RVQ tokenizer (``tokenizer.*``) in ``run``."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    cache = cache or str(run.parent / "audio_cache")
+    train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps)
+    print(f"training audio: {hours:.2f} h; held back: {val_hours:.2f} h", flush=True)
+    stat_path = run / "stat.json"
+    if stat_path.is_file():
+        stat = json.loads(stat_path.read_text())
+    else:
+        it = iter(train)
+        stat = mel_statistics(next(it) for _ in range(stat_batches))
+        stat_path.write_text(json.dumps(stat, indent=2))
+    input_dim = 512
+    if teacher is not None:
+        from ...muq import load_backbone
+        input_dim = load_backbone(teacher).hidden_size
+    tok = {"input_dim": input_dim, "num_levels": levels, "codebook_size": codebook_size, "code_dim": code_dim,
+           "source": "mel" if teacher is None else f"layer:{teacher_layer}", "teacher": teacher}
+    module = TokenizerModule(tokenizer=tok, stat=stat, teacher=teacher, teacher_layer=teacher_layer, lr=lr)
+    trainer = _trainer(run / "tokenizer_run", steps, precision, 1, max(1, steps // 3), 60, None)
+    trainer.fit(module, train, val)
+    metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
+    module.rvq.save(run / "tokenizer")
+    (run / "tokenizer_metrics.json").write_text(json.dumps({"steps": steps, "hours": hours, **metrics},
+                                                           indent=2))
+    print(f"tokenizer written to {run / 'tokenizer.safetensors'}: {metrics}", flush=True)
+    return run / "tokenizer.safetensors"
+
+
+def run_encoder(data, run, *, size: str = "mini", init: str | None = None, seconds: float = 8.0,
+                batch_size: int = 8, accumulate: int = 1, steps: int = 2000, lr: float = 5e-4,
+                warmup_steps: int = 100, precision: str = "32-true", val_every: int = 200,
+                ckpt_minutes: float = 5.0, max_minutes: float | None = None, cqt_weight: float = 0.0,
+                mask_prob: float | None = None, mask_hop: float | None = None, teacher: str | None = None,
+                teacher_layer: int | None = None, devices="auto", strategy="auto", seed: int = 0,
+                cache: str | None = None) -> Path:
+    """Stage 2: masked token prediction; resumes from ``run/checkpoints/last.ckpt``; exports to
+    ``run/export`` (official layout) at every checkpoint and at the end."""
+    run = Path(run)
+    cache = cache or str(run.parent / "audio_cache")
+    L.seed_everything(seed, workers=True)
+    stat = json.loads((run / "stat.json").read_text()) if init is None else None
+    train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps * accumulate)
+    print(f"training audio: {hours:.2f} h; held back: {val_hours:.2f} h", flush=True)
+    module = PretrainModule(tokenizer=str(run / "tokenizer.safetensors"), size=size, stat=stat, init=init,
+                            mask_prob=mask_prob, mask_hop=mask_hop, cqt_weight=cqt_weight, teacher=teacher,
+                            teacher_layer=teacher_layer, lr=lr, warmup_steps=warmup_steps, max_steps=steps,
+                            seed=seed)
+    n_params = sum(p.numel() for p in module.encoder.parameters())
+    print(f"encoder: {n_params / 1e6:.2f} M parameters, {module.encoder.config.architecture()}", flush=True)
+    extra = {"hours": round(hours, 3), "seconds_per_crop": seconds, "batch_size": batch_size,
+             "accumulate": accumulate}
+    trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
+                       [PeriodicExport(run / "export", extra)], devices, strategy)
+    last = run / "checkpoints" / "last.ckpt"
+    trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
+    if trainer.is_global_zero:
+        trainer.save_checkpoint(str(last))
+        export(module, run / "export", extra=extra)
+        print(f"exported to {run / 'export'}", flush=True)
+    return run / "export"
+
+
+def export_run(run, out) -> Path:
+    """Export ``run/checkpoints/last.ckpt`` in the official layout to ``out``."""
+    run = Path(run)
+    module = PretrainModule.load_from_checkpoint(str(run / "checkpoints" / "last.ckpt"), map_location="cpu",
+                                                 weights_only=False)
+    ckpt = torch.load(str(run / "checkpoints" / "last.ckpt"), map_location="cpu", weights_only=False)
+    return export(module, out, step=ckpt.get("global_step"))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m booster.recipes.pretraining.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=["tokenizer", "encoder", "export"])
+    p.add_argument("--data", nargs="+", default=[])
+    p.add_argument("--run", required=True)
+    p.add_argument("--out")
+    p.add_argument("--size", default="mini")
+    p.add_argument("--init")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--accumulate", type=int, default=1)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--precision", default="32-true")
+    p.add_argument("--val-every", type=int, default=200)
+    p.add_argument("--ckpt-minutes", type=float, default=5.0)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--cqt-weight", type=float, default=0.0)
+    p.add_argument("--levels", type=int, default=8)
+    p.add_argument("--codebook-size", type=int, default=1024)
+    p.add_argument("--teacher")
+    p.add_argument("--teacher-layer", type=int)
+    p.add_argument("--threads", type=int)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.stage == "tokenizer":
+        run_tokenizer(a.data, a.run, seconds=a.seconds, batch_size=a.batch_size, steps=a.steps,
+                      levels=a.levels, codebook_size=a.codebook_size, lr=a.lr or 2e-3, precision=a.precision,
+                      teacher=a.teacher, teacher_layer=a.teacher_layer)
+    elif a.stage == "encoder":
+        run_encoder(a.data, a.run, size=a.size, init=a.init, seconds=a.seconds, batch_size=a.batch_size,
+                    accumulate=a.accumulate, steps=a.steps, lr=a.lr or 5e-4, precision=a.precision,
+                    val_every=a.val_every, ckpt_minutes=a.ckpt_minutes, max_minutes=a.max_minutes,
+                    cqt_weight=a.cqt_weight, teacher=a.teacher, teacher_layer=a.teacher_layer)
+    else:
+        export_run(a.run, a.out or str(Path(a.run) / "export"))
+
+
+if __name__ == "__main__":
+    main()
