@@ -8,7 +8,8 @@ declares::
     LINKS = ("sample_rate",)   # optional: data.<key> is linked into model.<key> (set once, under data:)
 
 and ships its YAML configs next to it. ``--config`` accepts ``<task>/<name>`` (a packaged config), a
-bare ``<name>`` when exactly one task has it, or a YAML path; a YAML may say ``task: <task>`` at top
+bare ``<name>`` when exactly one task has it (or a separation config: the spelling from before there were
+other tasks), or a YAML path; a YAML may say ``task: <task>`` at top
 level (else the task comes from the packaged config or the folder it lives in; default separation).
 Every run logs through Lightning's CSVLogger unless the config sets a logger: metrics land in
 ``<default_root_dir>/logs/version_<n>/metrics.csv``.
@@ -64,6 +65,12 @@ def resolve_config(value: str) -> tuple[str, str | None]:
         hits = [n for n in packaged_configs() if n.split("/")[1] == parts[0]]
         if len(hits) == 1:
             return str(root / f"{hits[0]}.yaml"), hits[0].split("/")[0]
+        legacy = [h for h in hits if h.startswith(DEFAULT_TASK + "/")]
+        if len(hits) > 1 and legacy:   # old spelling from before there were several tasks: keep it working
+            others = ", ".join(h for h in hits if h not in legacy)
+            print(f"note: --config {value} is {legacy[0]} (other tasks have {others}; name <task>/{value})",
+                  file=sys.stderr)
+            return str(root / f"{legacy[0]}.yaml"), DEFAULT_TASK
         if len(hits) > 1:
             raise ConfigError(f"config {value!r} exists for several tasks ({', '.join(hits)}); name one of them")
     raise ConfigError(f"config {value!r} does not exist; pass a YAML path or one of: "
