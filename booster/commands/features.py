@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fsutil import check_finite_option, check_output_dir, unique_output_names
     from ..muq import load_backbone
     from ..muq.extract import resolve_layers
+    from ..training.device import resolve_device
 
     check_finite_option(args.window, "--window", positive=True)
     check_finite_option(args.overlap, "--overlap", minimum=0.0)
@@ -164,25 +165,3 @@ def _other_settings(out_dir: Path, targets: set[Path], settings: dict) -> list[t
             if diff:
                 found.append((p, diff))
     return found
-
-
-def resolve_device(spec: str | None):
-    """``None``/"auto" → cuda when available, else cpu; a device that does not exist → ConfigError."""
-    import torch
-
-    if spec in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {spec!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {spec!r}: CUDA is not available on this machine; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {spec!r}: MPS is not available on this machine; use --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device {spec!r}: unsupported device type {dev.type!r} (use cpu, cuda or mps)")
-    return dev

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,9 +132,19 @@ class MuQConfig:
             "position_embeddings_type": self.conformer("position_embeddings_type"),
         }
 
-    def validate(self) -> "MuQConfig":
+    def validate(self, source: str = "MuQ configuration") -> "MuQConfig":
+        """Check every field; raise one :class:`CheckpointError` naming each bad field and its value
+        (``source`` names the file in the message)."""
+        problems = _type_problems(self)
+        if not problems:  # the derived checks below need the right types
+            problems = self._value_problems()
+        if problems:
+            raise CheckpointError(f"{source}: invalid field(s): " + "; ".join(problems))
+        return self
+
+    def _value_problems(self) -> list[str]:
         problems = []
-        if self.n_fold not in (2, 4):
+        if self.n_fold not in (2, 4) or 100 % self.label_rate:
             problems.append(f"label_rate={self.label_rate} (supported: 25 or 50)")
         if self.features != ["melspec_2048"]:
             problems.append(f"features={self.features} (only ['melspec_2048'] exists in MuQ)")
@@ -145,33 +157,23 @@ class MuQConfig:
         elif (self.encoder_dim // self.num_heads) % 2:
             problems.append("head size must be even for rotary embeddings")
         if self.kernel_size % 2 == 0:
-            problems.append(f"conv_depthwise_kernel_size={self.kernel_size} must be odd")
+            problems.append(f"w2v2_config.conv_depthwise_kernel_size={self.kernel_size} must be odd")
         if self.activation not in SUPPORTED_ACTIVATIONS:
-            problems.append(f"hidden_act={self.activation!r} (supported: {SUPPORTED_ACTIVATIONS})")
+            problems.append(f"w2v2_config.hidden_act={self.activation!r} (supported: {SUPPORTED_ACTIVATIONS})")
         if self.n_mels % 4:
             problems.append(f"n_mels={self.n_mels} must be divisible by 4")
-        for key in ("melspec_2048_mean", "melspec_2048_std"):
-            if key not in self.stat:
-                problems.append(f"stat is missing {key!r}")
-        if self.encoder_depth < 1:
-            problems.append(f"encoder_depth={self.encoder_depth} must be >= 1")
-        if problems:
-            raise CheckpointError("unsupported MuQ configuration: " + "; ".join(problems))
-        return self
+        return problems
 
     # ---- (de)serialisation ----------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: dict) -> "MuQConfig":
+    def from_dict(cls, d: dict, source: str = "MuQ configuration") -> "MuQConfig":
         if not isinstance(d, dict):
-            raise CheckpointError(f"a MuQ config must be a JSON object, got {type(d).__name__}")
+            raise CheckpointError(f"{source}: a MuQ config must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names}
         extra.update(d.get("extra", {}) if isinstance(d.get("extra"), dict) else {})
-        cfg = cls(**known, extra=extra)
-        if not isinstance(cfg.stat, dict) or not isinstance(cfg.w2v2_config, dict):
-            raise CheckpointError("config.json fields 'stat' and 'w2v2_config' must be JSON objects")
-        return cfg.validate()
+        return cls(**known, extra=extra).validate(source)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "MuQConfig":
@@ -180,7 +182,9 @@ class MuQConfig:
                 d = json.load(f)
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{os.fspath(path)!r} is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{os.fspath(path)!r} is not a UTF-8 text file") from None
+        return cls.from_dict(d, source=repr(os.fspath(path)))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -189,8 +193,8 @@ class MuQConfig:
         return d
 
     def save_json(self, path: str | os.PathLike) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        from ..fsutil import write_text
+        write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
     def debug(cls, depth: int = 12) -> "MuQConfig":
@@ -203,3 +207,61 @@ class MuQConfig:
     def large(cls) -> "MuQConfig":
         """The architecture of ``OpenMuQ/MuQ-large-msd-iter`` (~300M parameters)."""
         return cls().validate()
+
+
+# ---- field types --------------------------------------------------------------------------------------
+_POSITIVE_INTS = ("label_rate", "num_codebooks", "codebook_dim", "codebook_size", "hop_length", "n_mels",
+                  "conv_dim", "encoder_dim", "encoder_depth", "rvq_n_codebooks", "rvq_multi_layer_num")
+_BOOLS = ("is_flash", "use_rvq_target", "use_vq_target", "use_encodec_target")
+_W2V2_POSITIVE_INTS = ("num_attention_heads", "intermediate_size", "conv_depthwise_kernel_size")
+_W2V2_POSITIVE_FLOATS = ("layer_norm_eps", "rotary_embedding_base")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _type_problems(cfg: MuQConfig) -> list[str]:
+    """One entry per field of the wrong type or out of range (the checks that must pass before any
+    arithmetic on the config)."""
+    problems = []
+    for name in _POSITIVE_INTS:
+        v = getattr(cfg, name)
+        if not _is_int(v) or v < 1:
+            problems.append(f"{name}={v!r} must be a positive integer")
+    for name in _BOOLS:
+        if not isinstance(getattr(cfg, name), bool):
+            problems.append(f"{name}={getattr(cfg, name)!r} must be true or false")
+    for name in ("mask_hop", "mask_prob"):
+        if not _is_number(getattr(cfg, name)):
+            problems.append(f"{name}={getattr(cfg, name)!r} must be a finite number")
+    if not isinstance(cfg.features, list):
+        problems.append(f"features={cfg.features!r} must be a list")
+    if not isinstance(cfg.stat, dict):
+        problems.append(f"stat={cfg.stat!r} must be a JSON object")
+    else:
+        for key, positive in (("melspec_2048_mean", False), ("melspec_2048_std", True)):
+            v = cfg.stat.get(key)
+            if key not in cfg.stat:
+                problems.append(f"stat is missing {key!r}")
+            elif not _is_number(v) or (positive and v <= 0):
+                problems.append(f"stat.{key}={v!r} must be a finite number" + (" > 0" if positive else ""))
+    if not isinstance(cfg.w2v2_config, dict):
+        problems.append(f"w2v2_config={cfg.w2v2_config!r} must be a JSON object")
+    else:
+        for key in _W2V2_POSITIVE_INTS:
+            v = cfg.conformer(key)
+            if not _is_int(v) or v < 1:
+                problems.append(f"w2v2_config.{key}={v!r} must be a positive integer")
+        for key in _W2V2_POSITIVE_FLOATS:
+            v = cfg.conformer(key)
+            if not _is_number(v) or v <= 0:
+                problems.append(f"w2v2_config.{key}={v!r} must be a finite number > 0")
+        for key in ("hidden_act", "position_embeddings_type"):
+            if not isinstance(cfg.conformer(key), str):
+                problems.append(f"w2v2_config.{key}={cfg.conformer(key)!r} must be a string")
+    return problems

@@ -116,7 +116,7 @@ def test_write_failure_goes_to_the_failure_summary(tmp_path, capsys):
     (["--window", "nan"], "--window must be a finite number"), (["--window", "inf"], "finite"),
     (["--window", "0"], "--window must be > 0"), (["--overlap", "-1"], "--overlap must be >= 0"),
     (["--window", "5", "--overlap", "5"], "shorter than --window"),
-    (["--device", "foo"], "not a torch device"), (["--device", "cuda:99"], "cuda:99"),
+    (["--device", "foo"], "not a device name"), (["--device", "cuda:99"], "cuda:99"),
 ])
 def test_bad_options_one_line(tmp_path, capsys, args, message):
     a = write(tmp_path / "a.wav")
