@@ -53,14 +53,18 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synth import generate_dataset
     from ..data.render import resolve_renderer
 
+    from ..fsutil import check_output_dir
+
     splits = parse_splits(args.split, args.tracks)
-    choice = resolve_renderer(args.renderer, args.soundfont)
+    choice = resolve_renderer(args.renderer, args.soundfont)  # a named soundfont must load
+    check_output_dir(args.out, "OUT")
     print(f"renderer: {choice.name} ({choice.reason})")
     report = generate_dataset(args.out, split=splits, seconds=args.seconds, seed=args.seed,
                               renderer=args.renderer, progress=not args.no_progress,
                               sample_rate=args.sample_rate, soundfont=args.soundfont,
                               other_parts=args.other_parts, mix=not args.no_mix)
     counts = ", ".join(f"{k}: {v}" for k, v in report["splits"].items())
+    used = report["renderer"] + (f" and soundfont {report['soundfont']}" if report["soundfont"] else "")
     print(f"wrote {len(report['tracks'])} track(s) ({counts}) of {args.seconds:g} s to {args.out} "
-          f"with renderer {report['renderer']}; report in {args.out}/synth_report.json")
+          f"with renderer {used}; report in {args.out}/synth_report.json")
     return 0

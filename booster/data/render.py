@@ -47,13 +47,36 @@ class RendererChoice:
     reason: str
 
 
+def check_soundfont(path: str | os.PathLike, what: str = "--soundfont") -> str:
+    """``path`` if it is a complete SoundFont 2 file (RIFF ``sfbk``, SF2 or SF3); else a one-line
+    :class:`ConfigError`. FluidSynth itself skips a file it cannot load and silently renders with its
+    own default soundfont, so the check must happen here."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist" if not p.exists() else
+                          f"{what} {str(path)!r} is not a file")
+    with open(p, "rb") as f:
+        head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise ConfigError(f"{what} {str(path)!r} is not a SoundFont (.sf2/.sf3) file; FluidSynth cannot load it")
+    declared = int.from_bytes(head[4:8], "little") + 8
+    if p.stat().st_size < declared:
+        raise ConfigError(f"{what} {str(path)!r} is truncated ({p.stat().st_size} of {declared} bytes)")
+    return str(p)
+
+
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> str | None:
-    """The soundfont to use: ``soundfont``, else ``$BOOSTER_SOUNDFONT``, else a Debian/Ubuntu default."""
+    """The soundfont to use: ``soundfont``, else ``$BOOSTER_SOUNDFONT``, else a Debian/Ubuntu default.
+    A ``soundfont`` argument that is missing or not a SoundFont raises :class:`ConfigError`; a bad
+    ``$BOOSTER_SOUNDFONT`` or no default gives None (the caller says why)."""
     if soundfont is not None:
-        return str(soundfont) if Path(soundfont).is_file() else None
+        return check_soundfont(soundfont)
     env = os.environ.get("BOOSTER_SOUNDFONT")
     if env:
-        return env if Path(env).is_file() else None
+        try:
+            return check_soundfont(env, "$BOOSTER_SOUNDFONT")
+        except ConfigError:
+            return None
     for cand in SOUNDFONT_CANDIDATES:
         if Path(cand).is_file():
             return cand
@@ -65,9 +88,12 @@ def resolve_renderer(renderer: str = "auto", soundfont: str | os.PathLike | None
     if renderer not in RENDERERS:
         raise ConfigError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
     if renderer == "numpy":
+        if soundfont is not None:
+            raise ConfigError("--soundfont is used by the fluidsynth renderer only; drop it or use "
+                              "--renderer fluidsynth")
         return RendererChoice("numpy", None, "numpy renderer requested")
     program = shutil.which("fluidsynth")
-    sf2 = find_soundfont(soundfont)
+    sf2 = find_soundfont(soundfont)  # ConfigError for a named soundfont that is missing or not a SoundFont
     missing = []
     if program is None:
         missing.append("the `fluidsynth` program is not on PATH (Debian: apt install fluidsynth)")
@@ -75,7 +101,7 @@ def resolve_renderer(renderer: str = "auto", soundfont: str | os.PathLike | None
         where = repr(str(soundfont)) if soundfont is not None else (
             f"$BOOSTER_SOUNDFONT={os.environ['BOOSTER_SOUNDFONT']!r}" if os.environ.get("BOOSTER_SOUNDFONT")
             else ", ".join(SOUNDFONT_CANDIDATES))
-        missing.append(f"no General MIDI soundfont found at {where} (Debian: apt install fluid-soundfont-gm)")
+        missing.append(f"no loadable General MIDI soundfont at {where} (Debian: apt install fluid-soundfont-gm)")
     if not missing:
         return RendererChoice("fluidsynth", sf2, f"FluidSynth with soundfont {sf2}")
     if renderer == "fluidsynth":
@@ -119,6 +145,9 @@ def render_fluidsynth(song: Song, *, soundfont: str, frames: int, sample_rate: i
                "-o", "audio.file.format=float", "-o", "synth.chorus.active=0",
                "-F", wav, soundfont, mid]
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        if "not a SoundFont" in proc.stdout + proc.stderr:  # FluidSynth falls back to its default
+            raise AudioError(f"FluidSynth could not load the soundfont {soundfont!r}: "
+                             f"{(proc.stderr or proc.stdout).strip()[-300:]}")
         if proc.returncode != 0 or not os.path.exists(wav):
             raise AudioError(f"FluidSynth failed on song {song.name!r} (exit {proc.returncode}): "
                              f"{(proc.stderr or proc.stdout).strip()[-500:]}. Try renderer='numpy'.")

@@ -27,6 +27,7 @@ from .mixing import engineered_mix, random_mix_params
 from .render import resolve_renderer, render_song
 from .songs import STEMS, compose_song
 from ..audio import save as write_wav
+from ..fsutil import atomic_path, write_text
 
 PEAK = 0.89  # about -1 dBFS
 FADE_SECONDS = 0.02
@@ -73,7 +74,7 @@ def generate_dataset(root: str | os.PathLike, *, tracks: int | None = None, seco
         if bar is not None:
             bar.close()
     root.mkdir(parents=True, exist_ok=True)
-    (root / "synth_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_text(root / "synth_report.json", json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -126,7 +127,8 @@ def write_track(folder: Path, *, index: int, split: str, seed: int, seconds: flo
     mixture32 = np.sum([stems32[s].astype(np.float64) for s in STEMS], axis=0).astype(np.float32)
     for s in STEMS:
         write_wav(out / f"{s}.wav", stems32[s], sample_rate)
-        song.midi(s).write(str(_mkdir(out / "midi") / f"{s}.mid"))
+        with atomic_path(out / "midi" / f"{s}.mid") as tmp:
+            song.midi(s).write(str(tmp))
     write_wav(out / "mixture.wav", mixture32, sample_rate)
     meta = {**song.describe(), "split": split, "index": index, "seed": int(seed),
             "renderer": choice.name, "sample_rate": sample_rate, "frames": frames,
@@ -147,12 +149,8 @@ def write_track(folder: Path, *, index: int, split: str, seed: int, seconds: flo
         doc = {"order": ["eq", "compressor", "gain_db", "pan"], "stems": params, "output_gain": mix_gain,
                "sample_rate": sample_rate, "description": "mix/mixture.wav = sum of mix/<stem>.wav = "
                "output_gain * sum(pan(gain(compress(eq(<stem>.wav)))))"}
-        (out / "mix" / "params.json").write_text(json.dumps(doc, indent=2) + "\n")
+        write_text(out / "mix" / "params.json", json.dumps(doc, indent=2) + "\n")
         meta["mix_gain"] = entry["mix_gain"] = mix_gain
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return entry
 
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

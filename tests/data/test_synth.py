@@ -132,4 +132,4 @@ def test_cli_splits_and_errors(tmp_path, capsys):
     assert "integer" in capsys.readouterr().err
     assert cli_main(["synth", str(tmp_path / "x"), "--renderer", "fluidsynth", "--soundfont",
                      str(tmp_path / "none.sf2")]) == 1
-    assert "unavailable" in capsys.readouterr().err
+    assert "none.sf2' does not exist" in capsys.readouterr().err

@@ -143,3 +143,9 @@ def test_killed_extraction_leaves_no_temp_file_and_next_run_recovers(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a.safetensors"]
+
+
+def test_read_only_output_folder(read_only_dir, tmp_path, capsys):
+    a = write(tmp_path / "a.wav")
+    code, _, err = cli(capsys, a, "-o", read_only_dir)
+    assert code == 1 and "not writable" in one_line_error(err)

@@ -111,26 +111,6 @@ def test_check_output_dir(tmp_path):
     assert check_output_dir(tmp_path / "new" / "deep").is_dir()
 
 
-@pytest.fixture()
-def read_only_dir(tmp_path):
-    """A folder nobody may write to: chmod 555 for a normal user; root ignores permission bits, so
-    for root a read-only bind mount (skipped where mounting is not allowed)."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if os.geteuid() != 0:
-        ro.chmod(0o555)
-        yield ro
-        ro.chmod(0o755)
-        return
-    if subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True).returncode != 0:
-        pytest.skip("running as root without permission to mount a read-only folder")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True, capture_output=True)
-        yield ro
-    finally:
-        subprocess.run(["umount", str(ro)], capture_output=True)
-
-
 def test_read_only_output_dir(read_only_dir):
     with pytest.raises(OutputError, match="not writable") as e:
         check_output_dir(read_only_dir, "-o")
