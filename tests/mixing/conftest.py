@@ -11,3 +11,13 @@ def mix_data(tmp_path_factory):
     """A generated set: train 2, valid 1, test 1 tracks of 2 s at 16 kHz with reference mixes."""
     from mixing_helpers import generate
     return generate(tmp_path_factory.mktemp("mixdata"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: debug models gain nothing from more on the shared 2-core CI machine."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
