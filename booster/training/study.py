@@ -195,7 +195,7 @@ def run_study(settings: StudySettings, say=print) -> dict:
     for i, run in enumerate(runs, 1):
         expected = run_settings(settings, run, task, config_path)
         if is_finished(run.folder, expected):
-            records.append(read_state(run.folder))
+            records.append({**read_state(run.folder), "folder": str(run.folder)})
             say(f"[{i}/{len(runs)}] {run.name}: done before, kept")
             continue
         if run.folder.exists():
@@ -227,22 +227,31 @@ def run_study(settings: StudySettings, say=print) -> dict:
 def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Path) -> dict:
     """Train one run from its config, test the trained weights, return its record (metrics, timing)."""
     import logging
+    import sys
+    import warnings
 
     from .cli import make_cli_class, recipe
 
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("lightning")] + ["lightning"]:
+        logging.getLogger(name).setLevel(logging.WARNING)  # no device lines and tips for every run
     module_cls, data_cls, links = recipe(task)
-    cli = make_cli_class(links)(module_cls, data_cls, run=False, args=["--config", str(config_file), *overrides],
-                                save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                                parser_kwargs={"prog": "booster study"})
-    trainer = cli.trainer
-    t = time.perf_counter()
-    trainer.fit(cli.model, cli.datamodule)
-    train_s = time.perf_counter() - t
-    t = time.perf_counter()
-    trainer.test(cli.model, cli.datamodule, verbose=False)
-    test_s = time.perf_counter() - t
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments are given explicitly
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(LeafSpec|smaller than the logging interval).*")
+            cli = make_cli_class(links)(module_cls, data_cls, run=False,
+                                        args=["--config", str(config_file), *overrides],
+                                        save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                                        parser_kwargs={"prog": "booster study"})
+            trainer = cli.trainer
+            t = time.perf_counter()
+            trainer.fit(cli.model, cli.datamodule)
+            train_s = time.perf_counter() - t
+            t = time.perf_counter()
+            trainer.test(cli.model, cli.datamodule, verbose=False)
+            test_s = time.perf_counter() - t
+    finally:
+        sys.argv = argv
     try:
         report = json.loads((folder / "results.json").read_text())
     except (OSError, json.JSONDecodeError) as e:

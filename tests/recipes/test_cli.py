@@ -12,7 +12,8 @@ import torch
 from booster.cli import main
 from booster.training.cli import packaged_configs
 
-CONFIGS = ["demo", "htdemucs_baseline", "htdemucs_boosted", "openunmix_baseline", "openunmix_boosted"]
+CONFIGS = ["demo", "htdemucs_baseline", "htdemucs_boosted", "openunmix_baseline", "openunmix_boosted",
+           "bs_roformer_baseline", "bs_roformer_boosted", "bs_roformer_debug"]
 
 
 def _overrides(root, tmp, name):
@@ -35,7 +36,7 @@ def test_packaged_configs_are_listed():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_config_fits_a_few_steps(name, stems_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the configs write runs/... relative to the working directory
-    assert main(["fit", "--config", name, *_overrides(stems_root, tmp_path, name),
+    assert main(["fit", "--config", f"separation/{name}", *_overrides(stems_root, tmp_path, name),
                  "--trainer.fast_dev_run", "2"]) == 0
 
 

@@ -93,3 +93,42 @@ def test_refuses_unknown_format_version(tmp_path):
     path = sep.save(tmp_path / "v7.safetensors")
     with pytest.raises(CheckpointError, match="version 7"):
         Separator.load(path)
+
+
+@pytest.mark.parametrize("boost", [False, True])
+def test_bs_roformer_fits_and_separates_a_file(boost, stems_root, tmp_path):
+    import lightning as L
+    from booster.recipes.separation.data import StemsDataModule
+    from recipe_helpers import trainer_kwargs
+    torch.manual_seed(0)
+    m = SeparationModule(host="bs_roformer", sources=SOURCES, segment=1.0, size="debug", boost=boost)
+    dm = StemsDataModule(str(stems_root), sources=SOURCES, segment=1.0, samples_per_epoch=4, batch_size=2)
+    before = {k: v.clone() for k, v in m.model.state_dict().items()}
+    L.Trainer(**trainer_kwargs(tmp_path, max_steps=2, limit_val_batches=1)).fit(m, dm)
+    assert any(not torch.equal(before[k], v) for k, v in m.model.state_dict().items())
+    model_file = m.separator().save(tmp_path / "bsr.safetensors")
+    assert main(["separate", str(stems_root / "test" / "t0" / "drums.wav"), "-o", str(tmp_path / "out"),
+                 "--model", str(model_file), "--no-progress", "--device", "cpu"]) == 0
+    for s in SOURCES:
+        data, rate = sf.read(tmp_path / "out" / "drums" / f"{s}.wav")
+        assert rate == 44100 and data.shape == (2 * 44100, 2) and np.isfinite(data).all()
+
+
+def test_separate_tensor_stays_on_its_device_and_batches_equal_single(device):
+    m = _boosted("htdemucs").to(device)
+    mix = 0.1 * torch.randn(2, int(2.6 * 44100), device=device)
+    one = Separator(m.model, m.description(), batch_size=1).separate_tensor(mix)
+    many = Separator(m.model, m.description(), batch_size=4).separate_tensor(mix)
+    assert one.device == mix.device and many.device == mix.device
+    torch.testing.assert_close(many, one, rtol=1e-4, atol=1e-5)
+
+
+def test_separate_cli_device_errors(tmp_path, capsys):
+    m = SeparationModule(host="openunmix", sources=SOURCES, segment=1.0, size="debug")
+    model_file = m.separator().save(tmp_path / "sep.safetensors")
+    sf.write(tmp_path / "x.wav", np.zeros((4410, 2), np.float32), 44100)
+    for dev, message in (("foo", "not a device name"), ("cuda:99", "CUDA")):
+        assert main(["separate", str(tmp_path / "x.wav"), "-o", str(tmp_path / "o"), "--model", str(model_file),
+                     "--device", dev]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
