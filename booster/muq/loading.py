@@ -129,10 +129,12 @@ def find_weights(directory: Path) -> Path:
 
 
 def load_pretrained(cls, src, revision=None, cache_dir=None, verify_sha256=True):
-    from .registry import lookup, verify_files
+    from .registry import lookup, shipped_directory, verify_files
     src_str = os.fspath(src)
     entry = lookup(src_str)
     directory = Path(src_str).expanduser()
+    if not directory.exists() and entry is not None and entry.local:
+        directory = shipped_directory(entry)  # shipped with the toolkit: no network
     if not directory.exists():
         if entry is None and not _looks_like_hub_id(src_str):
             raise CheckpointError(f"checkpoint {src_str!r} is neither an existing directory nor a hub id "

@@ -18,6 +18,7 @@ class CheckpointEntry:
     architecture: dict
     licence: str
     description: str = ""
+    local: str | None = None  # folder shipped inside booster.checkpoints (resolved offline)
 
     def check_architecture(self, config, where: str) -> None:
         actual = config.architecture()
@@ -32,7 +33,8 @@ def _load() -> dict[str, CheckpointEntry]:
     out = {}
     for d in json.loads(text)["checkpoints"]:
         out[d["id"]] = CheckpointEntry(d["id"], tuple(d["files"]), d.get("sha256") or {},
-                                       d["architecture"], d["licence"], d.get("description", ""))
+                                       d["architecture"], d["licence"], d.get("description", ""),
+                                       d.get("local"))
     return out
 
 
@@ -42,6 +44,17 @@ def entries() -> dict[str, CheckpointEntry]:
 
 def lookup(src: str) -> CheckpointEntry | None:
     return _load().get(src)
+
+
+def shipped_directory(entry: CheckpointEntry) -> Path | None:
+    """The packaged folder of a checkpoint shipped with the toolkit (e.g. ``muq-mini``), else None."""
+    if not entry.local:
+        return None
+    path = Path(str(resources.files("booster.checkpoints").joinpath(entry.local)))
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{entry.id} is registered as shipped in {str(path)!r}, but that folder has no "
+                              "config.json: the installation is incomplete (reinstall muq-booster)")
+    return path
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -21,7 +21,7 @@ from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
 SIZES = {
     # name: (conv_dim, encoder_dim, depth, heads, ffn, kernel)
     "debug": (8, 32, 2, 4, 64, 7),
-    "mini": (32, 256, 4, 4, 768, 15),
+    "mini": (32, 256, 4, 4, 512, 15),
     "small": (64, 384, 6, 6, 1536, 31),
 }
 

@@ -43,6 +43,18 @@ class TextLog(L.Callback):
                   f"{json.dumps(m, sort_keys=True)}", flush=True)
 
 
+class StopFile(L.Callback):
+    """Ends training cleanly (checkpoint + export) when the file ``path`` appears (``touch RUN/STOP``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.path.exists():
+            print(f"{self.path} found: stopping at step {trainer.global_step}", flush=True)
+            trainer.should_stop = True
+
+
 class PeriodicExport(L.Callback):
     """Exports the encoder in the official layout to ``directory`` whenever a checkpoint is saved."""
 
@@ -65,6 +77,7 @@ def _trainer(run: Path, max_steps: int, precision: str, accumulate: int, val_eve
                      max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
                      callbacks=[ckpt, TextLog(), *callbacks], logger=CSVLogger(str(run), name="logs"),
                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     log_every_n_steps=10,
                      devices=devices, strategy=strategy, accelerator="auto")
 
 
@@ -126,7 +139,7 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     extra = {"hours": round(hours, 3), "seconds_per_crop": seconds, "batch_size": batch_size,
              "accumulate": accumulate}
     trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
-                       [PeriodicExport(run / "export", extra)], devices, strategy)
+                       [PeriodicExport(run / "export", extra), StopFile(run / "STOP")], devices, strategy)
     last = run / "checkpoints" / "last.ckpt"
     trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
     if trainer.is_global_zero:
@@ -159,6 +172,7 @@ def main(argv=None):
     p.add_argument("--accumulate", type=int, default=1)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float)
+    p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--precision", default="32-true")
     p.add_argument("--val-every", type=int, default=200)
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
@@ -179,6 +193,7 @@ def main(argv=None):
     elif a.stage == "encoder":
         run_encoder(a.data, a.run, size=a.size, init=a.init, seconds=a.seconds, batch_size=a.batch_size,
                     accumulate=a.accumulate, steps=a.steps, lr=a.lr or 5e-4, precision=a.precision,
+                    warmup_steps=a.warmup_steps,
                     val_every=a.val_every, ckpt_minutes=a.ckpt_minutes, max_minutes=a.max_minutes,
                     cqt_weight=a.cqt_weight, teacher=a.teacher, teacher_layer=a.teacher_layer)
     else:
