@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from ..errors import AudioError, BoosterError
+from ..errors import BoosterError
 
 
 def add_parser(sub) -> None:
@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..audio import list_audio_files
     from ..errors import ConfigError
+    from ..fsutil import check_output_dir, unique_output_names
     from ..recipes.transcription.inference import Transcriber
     from ..training.device import resolve_device
 
@@ -46,14 +47,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(args, name)}")
     device = resolve_device(args.device)
     files = list_audio_files(args.inputs)
-    names = {}
-    for f in files:
-        names.setdefault(f.stem, []).append(f)
-    clashes = {k: v for k, v in names.items() if len(v) > 1}
-    if clashes:
-        name, paths = next(iter(clashes.items()))
-        raise AudioError(f"{len(paths)} inputs share the name {name!r} ({', '.join(map(str, paths[:3]))}); their "
-                         "MIDI files would overwrite each other. Transcribe them into different -o folders.")
+    out_dir = check_output_dir(args.output)
+    names = unique_output_names(files, args.inputs)   # {path: "song" | "song.flac" | "a/song"}
     tr = Transcriber.load(args.model, device=device, overlap=args.overlap, batch_size=args.batch,
                           onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold)
     if args.export:
@@ -62,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{kind}{tr.meta['host']['name']} transcriber, pitches {tr.pitch_range[0]}..{tr.pitch_range[1]} at "
           f"{tr.sample_rate} Hz, {len(files)} file(s) on {device}", file=sys.stderr)
     failed = 0
-    for f in files:
+    for f, name in names.items():
         t0 = time.perf_counter()
         try:
-            out = tr.transcribe_file(f, args.output, save_notes=args.save_notes, plot=args.plot,
+            out = tr.transcribe_file(f, out_dir, name=name, save_notes=args.save_notes, plot=args.plot,
                                      progress=not args.no_progress)
         except BoosterError as e:
             if not args.keep_going:

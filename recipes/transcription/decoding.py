@@ -20,6 +20,7 @@ import pretty_midi
 import torch
 
 from booster.errors import ConfigError
+from booster.fsutil import atomic_path
 
 CSV_HEADER = ("onset_s", "offset_s", "pitch", "velocity")
 
@@ -83,22 +84,20 @@ def notes_to_midi(notes: list[pretty_midi.Note], *, program: int = 0, name: str 
 
 
 def write_midi(notes: list[pretty_midi.Note], path: str | os.PathLike, **kwargs) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    notes_to_midi(notes, **kwargs).write(str(path))
-    return path
+    """Write ``notes`` as a MIDI file (atomically: a failed write leaves no partial file)."""
+    with atomic_path(path) as tmp:
+        notes_to_midi(notes, **kwargs).write(str(tmp))
+    return Path(path)
 
 
 def write_notes_csv(notes: list[pretty_midi.Note], path: str | os.PathLike) -> Path:
     """CSV with one row per note: onset and offset in seconds, MIDI pitch, velocity (1..127)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_HEADER)
         for n in notes:
             w.writerow((f"{n.start:.4f}", f"{n.end:.4f}", n.pitch, n.velocity))
-    return path
+    return Path(path)
 
 
 def plot_piano_roll(notes: list[pretty_midi.Note], path: str | os.PathLike, *, title: str = "",
@@ -108,8 +107,6 @@ def plot_piano_roll(notes: list[pretty_midi.Note], path: str | os.PathLike, *, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     end = duration or max((n.end for n in notes), default=1.0)
     fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, end / 2)), 4.5))
     for n in notes:
@@ -122,6 +119,9 @@ def plot_piano_roll(notes: list[pretty_midi.Note], path: str | os.PathLike, *, t
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title or f"{len(notes)} notes")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    return Path(path)
