@@ -140,6 +140,11 @@ class MelRVQ(nn.Module):
         c = self.config
         residual = ((x.float() - self.mean) / self.std).reshape(-1, c.input_dim)
         for level in range(c.num_levels):
+            # decoder = least-squares inverse of the encoder: reconstruction starts as a projection
+            # onto the code space (relative error < 1), not as added noise
+            w_in, b_in = self.proj_in[level].weight, self.proj_in[level].bias   # [E, D_in], [E]
+            self.proj_out[level].weight.copy_(torch.linalg.pinv(w_in))         # [D_in, E]
+            self.proj_out[level].bias.copy_(-(self.proj_out[level].weight @ b_in))
             z = self.proj_in[level](residual)
             pick = torch.randint(0, len(z), (c.codebook_size,), device=z.device)
             self.codebooks.data[level] = z[pick]
