@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import BoosterError
+from .backbone import identity as backbone_identity
 from .features import Features
 from .fsutil import atomic_path
 
@@ -150,7 +151,7 @@ class FeatureCache:
         self.misses = 0
 
     def key(self, muq, wav, sample_rate: int, layers, **settings) -> str:
-        ident = json.dumps({"backbone": muq.identity, "layers": list(layers), "settings": settings,
+        ident = json.dumps({"backbone": backbone_identity(muq), "layers": list(layers), "settings": settings,
                             "dtype": self.dtype, "audio": audio_hash(wav, sample_rate)}, sort_keys=True)
         return hashlib.sha256(ident.encode()).hexdigest()
 
@@ -169,8 +170,8 @@ class FeatureCache:
 
     def get_or_compute(self, muq, wav, sample_rate: int, layers, *, window: float = 30.0,
                        overlap: float = 5.0, precision: str = "fp32") -> Features:
-        from .muq.extract import resolve_layers
-        layers = resolve_layers(layers, muq.num_layers)
+        from .backbone import resolve_layers
+        layers = resolve_layers(muq, layers)
         settings = {"window": window, "overlap": overlap, "precision": precision}
         if isinstance(wav, torch.Tensor) and wav.dim() == 3:
             raise ValueError("FeatureCache stores one item at a time: pass [S] or [C, S]")
@@ -182,5 +183,5 @@ class FeatureCache:
         self.misses += 1
         feats = muq.extract(wav, sample_rate, layers, window=window, overlap=overlap, precision=precision)
         save_features(self.path(key), feats, dtype=self.dtype,
-                      meta={"backbone": muq.identity, "source": audio_hash(wav, sample_rate), **settings})
+                      meta={"backbone": backbone_identity(muq), "source": audio_hash(wav, sample_rate), **settings})
         return load_features(self.path(key))[0] if self.dtype != "float32" else feats

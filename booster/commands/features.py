@@ -49,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..audio import list_audio_files, strict_audio
     from ..cache import check_feature_file, feature_settings, file_hash, save_features
     from ..fsutil import check_finite_option, check_output_dir, unique_output_names
-    from ..muq import load_backbone
-    from ..muq.extract import resolve_layers
+    from ..backbone import identity, load_backbone, resolve_layers
     from ..training.device import resolve_device
 
     check_finite_option(args.window, "--window", positive=True)
@@ -62,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     muq = load_backbone(args.checkpoint).to(device)
     try:
-        layers = resolve_layers(args.layers, muq.num_layers)
+        layers = resolve_layers(muq, args.layers)
     except ValueError as e:
         raise ConfigError(f"--layers {args.layers!r}: {e}") from None
     settings = {"layers": list(layers), "dtype": "float16" if args.fp16 else "float32",
                 "precision": args.precision, "window": args.window, "overlap": args.overlap,
-                "backbone": muq.identity}
+                "backbone": identity(muq)}
     names = unique_output_names(files, args.inputs)
     targets = {f: out_dir / f"{name}.safetensors" for f, name in names.items()}
 
@@ -111,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             except OSError as e:
                 failures.append(f"{f}: cannot write {str(target)!r}: {e.strerror or e}")
     bar.close()
-    print(f"MuQ {muq.name} (D={muq.hidden_size}, layers {list(layers)}, {device}): wrote {written} feature "
+    print(f"{settings['backbone']['name']} (D={muq.hidden_size}, layers {list(layers)}, {device}): wrote {written} feature "
           f"file(s) to {out_dir}" + (f", reused {reused} verified existing" if reused else ""))
     if replaced:
         print(f"recomputed {len(replaced)} existing file(s): " + "; ".join(replaced[:3])
