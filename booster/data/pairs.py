@@ -19,7 +19,7 @@ import numpy as np
 import pretty_midi
 import torch
 
-from ..audio import AUDIO_EXTENSIONS, convert_channels, resample
+from ..audio import AUDIO_EXTENSIONS, convert_channels, resample, wav_declared_frames
 from ..errors import ConfigError, DatasetError
 from .stems import MAX_LISTED, _fit
 
@@ -130,8 +130,12 @@ def _inspect(name: str, audio: Path, midis: tuple[Path, ...], include_drums: boo
     problems = []
     try:
         i = sf.info(str(audio))
+        declared = wav_declared_frames(str(audio))
         if i.frames == 0:
             problems.append(f"empty audio file {audio.name}")
+        elif declared is not None and declared > i.frames:
+            problems.append(f"truncated audio file {audio.name} (header declares {declared} samples, "
+                            f"{i.frames} present)")
     except Exception as e:
         problems.append(f"unreadable audio file {audio.name} ({str(e).strip()[:120]})")
         i = None

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import AUDIO_EXTENSIONS, convert_channels, resample
+from ..audio import AUDIO_EXTENSIONS, convert_channels, resample, wav_declared_frames
 from ..errors import ConfigError, DatasetError
 
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
@@ -142,6 +142,10 @@ def inspect_track(folder: Path, sources: tuple[str, ...], mixture: str = "mixtur
             continue
         if i.frames == 0:
             problems.append(f"empty file {p.name} (0 samples)")
+            continue
+        declared = wav_declared_frames(str(p))
+        if declared is not None and declared > i.frames:
+            problems.append(f"truncated file {p.name} (header declares {declared} samples, {i.frames} present)")
             continue
         infos[name], paths[name] = (int(i.samplerate), int(i.frames), int(i.channels)), p
     if infos:

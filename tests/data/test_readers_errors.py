@@ -95,3 +95,12 @@ def test_maestro_like_pairs_and_their_errors(synth_set, tmp_path):
     (tmp_path / "2004" / "piece1.midi").write_bytes(b"garbage")
     with pytest.raises(DatasetError, match="2004/piece1: cannot read MIDI file piece1.midi"):
         list_pairs(tmp_path)
+
+
+def test_truncated_stem_is_a_dataset_problem(scratch_set):
+    """A stem whose data chunk was cut (interrupted copy) would be read at a shorter length."""
+    p = scratch_set / "song_0001" / "bass.wav"
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"song_0001: truncated file bass.wav \(header declares 132300 samples"):
+        list_tracks(scratch_set)
