@@ -1,0 +1,206 @@
+"""The pretraining recipe on the kit: ``booster fit --config pretraining/<name>`` (LightningCLI).
+
+One ``fit`` runs both stages: if the tokenizer file does not exist yet, stage 1 (mel statistics + Mel-RVQ)
+runs first on batches of the same data module, on rank 0 (other ranks wait and load it), and is written
+next to the run; then stage 2 (masked token prediction) trains the encoder. The encoder is exported in the
+official layout to ``export_dir`` at every checkpoint and at the end of training.
+Batches: audio crops ``[B, S]`` mono 24 kHz.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ...errors import ConfigError
+from .data import CropDataset, build_cache
+from .masked import MaskedPredictor
+from .module import PretrainModule, export, init_encoder, mel_statistics
+from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
+
+
+class PretrainingData(L.LightningDataModule):
+    """Random crops of any folders of audio (+ optional synthetic renders).
+
+    Args:
+        folders: folders (or files) of audio in any format soundfile reads, at any sample rate.
+        cache_dir: decoded 24 kHz copies and the cached file list.
+        seconds: crop length. samples_per_epoch: crops per training epoch. val_crops: fixed held-back crops.
+        holdout: every ``holdout``-th file is held back for validation.
+        synth: optional ``{"root": DIR, "tracks": N, "seconds": S, "seed": 0}``: songs rendered with
+            ``booster.data.synth.generate_dataset`` on first use (once per node); their mixtures are used.
+    """
+
+    def __init__(self, folders: list[str] | None = None, cache_dir: str = "data/pretraining_cache",
+                 seconds: float = 8.0, batch_size: int = 8, samples_per_epoch: int = 8000, val_crops: int = 16,
+                 holdout: int = 10, num_workers: int = 0, synth: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.entries = None
+
+    def _sources(self) -> list[str]:
+        sources = list(self.hparams.folders or [])
+        synth = self.hparams.synth
+        if synth:
+            sources += sorted(str(p) for p in Path(synth["root"]).rglob("mixture.wav"))
+        if not sources:
+            raise ConfigError("pretraining data: give data.folders (folders of audio) and/or data.synth")
+        return sources
+
+    def prepare_data(self):
+        synth = self.hparams.synth
+        if synth and not any(Path(synth["root"]).rglob("mixture.wav")):
+            from ...data.synth import generate_dataset
+            generate_dataset(synth["root"], tracks=int(synth.get("tracks", 8)),
+                             seconds=float(synth.get("seconds", 20.0)), seed=int(synth.get("seed", 0)))
+        build_cache(self._sources(), self.hparams.cache_dir)
+
+    def setup(self, stage=None):
+        if self.entries is None:
+            self.entries = build_cache(self._sources(), self.hparams.cache_dir, log=None)
+        h = self.hparams
+        self.train_set = CropDataset(self.entries, h.cache_dir, h.seconds, h.samples_per_epoch, "train", h.holdout)
+        self.val_set = CropDataset(self.entries, h.cache_dir, h.seconds, h.val_crops, "val", h.holdout)
+
+    def _loader(self, ds):
+        w = self.hparams.num_workers
+        return torch.utils.data.DataLoader(ds, batch_size=self.hparams.batch_size, num_workers=w,
+                                           persistent_workers=w > 0)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set)
+
+
+def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: float = 2e-3,
+                  frames=None, log=print) -> tuple[MelRVQ, dict]:
+    """Stage 1 as a plain loop: ``batches`` yields ``[B, S]`` audio; ``frames(wav) -> [B, T, D_in]``
+    (default: the stacked normalised mel of an encoder with ``stat``). Returns the tokenizer and metrics."""
+    if frames is None:
+        front = _mel_frontend(stat)
+
+        def frames(wav):
+            with torch.no_grad():
+                return stack_frames(front(wav), 4)
+
+    rvq = MelRVQ(config).train()
+    opt = torch.optim.Adam(rvq.parameters(), lr=lr)
+    out = {}
+    for step in range(steps):
+        x = frames(next(batches))
+        if step == 0:
+            rvq.set_statistics(x)
+            rvq.init_codebooks(x)
+        out = rvq(x)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        if log and (step % 20 == 0 or step == steps - 1):
+            log(f"tokenizer step {step}: loss {out['loss'].item():.4f} "
+                f"relative error {out['relative_error'].item():.4f}")
+    metrics = {"steps": steps, "relative_error": round(float(out["relative_error"]), 4),
+               "usage_min": round(float(rvq.usage_fraction().min()), 4),
+               "perplexity_mean": round(float(rvq.perplexity().mean()), 2)}
+    return rvq.eval(), metrics
+
+
+def _mel_frontend(stat: dict):
+    from ...muq import MuQ
+    from .module import encoder_config
+    return MuQ(encoder_config("debug", stat)).frontend
+
+
+class PretrainingModule(PretrainModule):
+    """Both stages in one ``fit`` (see the module docstring). Arguments as :class:`PretrainModule`, plus:
+
+    Args:
+        tokenizer: tokenizer file; default ``<default_root_dir>/tokenizer.safetensors``, made by stage 1
+            when missing. tokenizer_steps / levels / codebook_size / code_dim / tokenizer_lr: stage 1.
+        stat_batches: batches used for the mel statistics (from scratch only; ``init`` keeps its own).
+        export_dir: where the encoder is written in the official layout (default ``<root>/export``).
+    """
+
+    def __init__(self, size: str = "mini", init: str | None = None, tokenizer: str | None = None,
+                 tokenizer_steps: int = 200, levels: int = 8, codebook_size: int = 1024, code_dim: int = 16,
+                 tokenizer_lr: float = 2e-3, stat_batches: int = 8, mask_prob: float | None = None,
+                 mask_hop: float | None = None, cqt_weight: float = 0.0, teacher: str | None = None,
+                 teacher_layer: int | None = None, lr: float = 5e-4, weight_decay: float = 0.01,
+                 warmup_steps: int = 100, seed: int = 0, export_dir: str | None = None):
+        L.LightningModule.__init__(self)
+        self.save_hyperparameters()
+        self.model = None
+
+    def _root(self) -> Path:
+        return Path(self.trainer.default_root_dir if self._trainer is not None else ".")
+
+    def setup(self, stage=None):
+        if self.model is not None:
+            return
+        h = self.hparams
+        root = self._root()
+        tok_path = Path(h.tokenizer) if h.tokenizer else root / "tokenizer.safetensors"
+        stat_path = tok_path.with_name(tok_path.stem + "_stat.json")
+        if not tok_path.is_file():
+            if self.trainer.is_global_zero:
+                self._stage1(tok_path, stat_path)
+            self.trainer.strategy.barrier("pretraining-tokenizer")
+        stat = json.loads(stat_path.read_text()) if (h.init is None and stat_path.is_file()) else None
+        teacher = None
+        if h.teacher is not None:
+            from ...muq import load_backbone
+            teacher = load_backbone(h.teacher)
+        self.model = MaskedPredictor(init_encoder(h.init, h.size, stat, h.seed), MelRVQ.load(tok_path),
+                                     mask_prob=h.mask_prob, mask_hop=h.mask_hop, cqt_weight=h.cqt_weight,
+                                     teacher=teacher, teacher_layer=h.teacher_layer)
+
+    def _stage1(self, tok_path: Path, stat_path: Path) -> None:
+        h = self.hparams
+        dm = self.trainer.datamodule
+        dm.setup("fit")
+
+        def batches():
+            while True:
+                yield from dm.train_dataloader()
+
+        it = batches()
+        stat = None
+        if h.init is None:
+            stat = mel_statistics(next(it) for _ in range(h.stat_batches))
+            stat_path.parent.mkdir(parents=True, exist_ok=True)
+            stat_path.write_text(json.dumps(stat, indent=2))
+        frames, input_dim = None, 512
+        if h.teacher is not None or h.init is not None:
+            from ...muq import load_backbone
+            source = load_backbone(h.teacher or h.init)
+            if stat is None:
+                stat = source.config.stat
+            if h.teacher is not None:
+                input_dim = source.hidden_size
+
+                def frames(wav):
+                    with torch.no_grad():
+                        return source.encode(wav, upto=h.teacher_layer, keep=[h.teacher_layer])[h.teacher_layer]
+        cfg = TokenizerConfig(input_dim=input_dim, num_levels=h.levels, codebook_size=h.codebook_size,
+                              code_dim=h.code_dim, source="mel" if h.teacher is None else f"layer:{h.teacher_layer}",
+                              teacher=h.teacher)
+        rvq, metrics = fit_tokenizer(it, stat, h.tokenizer_steps, cfg, h.tokenizer_lr, frames)
+        rvq.save(tok_path)
+        tok_path.with_name(tok_path.stem + "_metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    def configure_optimizers(self):
+        self.hparams.max_steps = max(2, int(self.trainer.max_steps)) if self.trainer.max_steps > 0 else 10_000
+        return super().configure_optimizers()
+
+    def _export(self):
+        if self.trainer.is_global_zero:
+            export(self, self.hparams.export_dir or self._root() / "export")
+
+    def on_save_checkpoint(self, checkpoint):
+        self._export()
+
+    def on_fit_end(self):
+        self._export()
