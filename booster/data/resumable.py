@@ -1,0 +1,194 @@
+"""Training that resumes exactly: a data loader that continues its data stream from a checkpoint and a
+callback that restores the random number generators.
+
+Lightning stores a data loader's ``state_dict()`` in checkpoints when the loader has ``state_dict`` /
+``load_state_dict`` (otherwise it warns "dataloader is not resumable" and restarts the epoch's stream).
+:class:`ResumableLoader` is a ``torch.utils.data.DataLoader`` with that interface: its state is the epoch
+and the number of batches the training loop has consumed, and after ``load_state_dict`` its next epoch
+starts at the following batch, skipping on the index level (no item is loaded to be thrown away). Its
+order is ``0..n-1`` or, with ``shuffle``, a permutation seeded by ``(seed, epoch)``; its workers' seeds
+come from a private generator, so iterating it never draws from the global RNG. Under DDP each rank takes
+every world-size-th index (as DistributedSampler); set ``trainer.use_distributed_sampler=False`` so that
+Lightning keeps this loader instead of rebuilding it with its own sampler.
+
+Lightning does not fetch ahead from a loader that has a length (this one has), so the batches drawn
+from it are the batches the training loop consumed. Lightning sets the epoch through the sampler's
+``set_epoch`` (as for DistributedSampler); used alone, the loader counts epochs itself.
+
+:class:`RngStateCallback` saves the Python, NumPy, torch and CUDA generator states in each checkpoint and
+restores them right before the first training batch after a resume. Together these reproduce an
+uninterrupted run bit for bit when items are a pure function of ``(seed, epoch, index)`` (as
+:class:`booster.data.stems.RemixDataset`) rather than draws from the global RNG.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+STATE_VERSION = 1
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed when it runs (DDP), else (0, 1)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _OffsetSampler(torch.utils.data.Sampler):
+    """This rank's indices of one epoch (in order or a seeded permutation, padded by wrapping to a
+    multiple of the world size as DistributedSampler does), starting after ``skip`` of them."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int):
+        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
+        self.epoch, self.skip, self.explicit = 0, 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.explicit = int(epoch), True
+
+    def per_rank(self) -> int:
+        return -(-self.n // _world()[1])
+
+    def order(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            idx = torch.randperm(self.n, generator=g).tolist()
+        else:
+            idx = list(range(self.n))
+        rank, world = _world()
+        idx = (idx * (1 + world))[: self.per_rank() * world]
+        return idx[rank::world]
+
+    def __iter__(self):
+        return iter(self.order()[self.skip:])
+
+    def __len__(self) -> int:
+        return self.per_rank() - self.skip
+
+
+class ResumableLoader(torch.utils.data.DataLoader):
+    """``ResumableLoader(dataset, batch_size, shuffle=False, seed=0, drop_last=False, **kw)``:
+    a DataLoader (``kw``: ``num_workers``, ``collate_fn``, ``pin_memory``, ...) whose position in the data
+    stream is saved in checkpoints and restored on resume (see the module docstring)."""
+
+    def __init__(self, dataset, batch_size: int = 1, *, shuffle: bool = False, seed: int = 0,
+                 drop_last: bool = False, **kwargs):
+        for key in ("sampler", "batch_sampler", "generator"):
+            if key in kwargs:
+                raise TypeError(f"ResumableLoader chooses its own {key}")
+        sampler = _OffsetSampler(len(dataset), shuffle, seed)
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                         generator=torch.Generator().manual_seed(int(seed)), **kwargs)
+        self._order = sampler
+        self._drawn = 0           # batches handed out in the current epoch (including skipped ones)
+        self._exhausted = False
+        self._pending: dict | None = None
+
+    @property
+    def batches_per_epoch(self) -> int:
+        n, b = self._order.per_rank(), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self):
+        state, self._pending = self._pending, None
+        o = self._order
+        if state is not None and not o.explicit:  # nobody set the epoch: continue the saved one
+            o.epoch = state["epoch"] + (1 if state["consumed"] >= state["batches"] else 0)
+        elif state is None and not o.explicit and (self._drawn or self._exhausted):
+            o.epoch += 1
+        o.explicit = False
+        resume = state is not None and state["epoch"] == o.epoch and state["consumed"] < state["batches"]
+        skip = state["consumed"] if resume else 0
+        o.skip = skip * self.batch_size
+        self.generator.manual_seed(o.seed * 1_000_003 + o.epoch)
+        self._drawn, self._exhausted = skip, False
+        for batch in super().__iter__():
+            self._drawn += 1
+            yield batch
+        self._exhausted = True
+
+    def state_dict(self) -> dict:
+        return {"version": STATE_VERSION, "epoch": self._order.epoch, "consumed": self._drawn,
+                "batches": self.batches_per_epoch, "batch_size": self.batch_size, "seed": self._order.seed,
+                "shuffle": self._order.shuffle, "items": len(self.dataset)}
+
+    def load_state_dict(self, state: dict) -> None:
+        from ..errors import CheckpointError
+
+        if state.get("version") != STATE_VERSION:
+            raise CheckpointError(f"data loader state version {state.get('version')!r} is not {STATE_VERSION}")
+        mine = {"batch_size": self.batch_size, "seed": self._order.seed, "shuffle": self._order.shuffle,
+                "items": len(self.dataset)}
+        diff = [f"{k} {state.get(k)!r} -> {v!r}" for k, v in mine.items() if state.get(k) != v]
+        if diff:
+            raise CheckpointError("the checkpoint's data stream cannot be continued exactly: "
+                                  + "; ".join(diff) + ". Resume with the settings it was trained with")
+        self._pending = dict(state)
+
+
+def rng_states() -> dict:
+    """The state of every generator a training step may draw from (Python, NumPy, torch CPU, CUDA)."""
+    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _to_safe(states: dict) -> dict:
+    """Generator states as tensors, ints and strings only (loadable with ``torch.load(weights_only=True)``)."""
+    version, internal, gauss = states["python"]
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    out = {"python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+           "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+           "torch": states["torch"]}
+    if "cuda" in states:
+        out["cuda"] = list(states["cuda"])
+    return out
+
+
+def _from_safe(safe: dict) -> dict:
+    version, internal, gauss = safe["python"]
+    kind, keys, pos, has_gauss, cached = safe["numpy"]
+    out = {"python": (version, tuple(int(v) for v in internal.tolist()), gauss),
+           "numpy": (kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached), "torch": safe["torch"]}
+    if "cuda" in safe:
+        out["cuda"] = safe["cuda"]
+    return out
+
+
+def _callback_base():
+    import lightning.pytorch as pl
+    return pl.Callback
+
+
+class RngStateCallback(_callback_base()):
+    """Saves :func:`rng_states` in checkpoints; restores them before the first training batch after a
+    resume (so whatever Lightning draws while restoring, e.g. a sanity check, does not shift them)."""
+
+    def __init__(self):
+        self._restore: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {"version": STATE_VERSION, "states": _to_safe(rng_states())}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._restore = _from_safe(state_dict["states"]) if state_dict.get("states") else None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._restore is not None:
+            set_rng_states(self._restore)
+            self._restore = None
