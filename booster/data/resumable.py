@@ -192,3 +192,41 @@ class RngStateCallback(_callback_base()):
         if self._restore is not None:
             set_rng_states(self._restore)
             self._restore = None
+
+
+def _model_checkpoint_base():
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    return ModelCheckpoint
+
+
+class AtomicModelCheckpoint(_model_checkpoint_base()):
+    """Lightning's ModelCheckpoint, writing each file atomically (:func:`booster.fsutil.atomic_path`):
+    a run killed while saving leaves the previous checkpoint intact and no partial ``.ckpt``."""
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        from pathlib import Path
+
+        from ..fsutil import atomic_path
+
+        if trainer.is_global_zero:
+            with atomic_path(Path(filepath)) as tmp:
+                trainer.save_checkpoint(str(tmp), self.save_weights_only)  # rank 0 writes
+        else:
+            trainer.save_checkpoint(filepath, self.save_weights_only)  # collective call; writes nothing
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            from weakref import proxy
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
+class LastCheckpoint(AtomicModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` steps and when training ends, whatever any monitored
+    metric does (a ModelCheckpoint with ``monitor`` saves nothing until its metric exists). Add it next to
+    the monitored checkpoint callback, with the same ``dirpath`` so ``--ckpt_path last`` finds it."""
+
+    def __init__(self, dirpath=None, every_n_train_steps: int = 50):
+        super().__init__(dirpath=dirpath, monitor=None, save_top_k=0, save_last=True,
+                         every_n_train_steps=int(every_n_train_steps), enable_version_counter=False)

@@ -85,3 +85,58 @@ def test_loader_outside_lightning_continues_its_stream():
     rest_b = [x[0].tolist() for x in b]
     rest_a = [x[0].tolist() for x in it]
     assert rest_a == rest_b and len(first) + len(rest_b) == len(a) == 7
+
+
+KILLED_RUN = """
+import sys, time
+sys.path.insert(0, {here!r})
+import lightning.pytorch as pl
+from booster.data.resumable import LastCheckpoint, RngStateCallback
+from test_resume_exact import Tiny
+
+class Loud(Tiny):
+    def training_step(self, batch, batch_idx):
+        print('step', self.global_step, flush=True)
+        time.sleep(0.05)
+        return super().training_step(batch, batch_idx)
+
+monitored = pl.callbacks.ModelCheckpoint(dirpath={ckpts!r}, monitor='val_loss', save_top_k=1)  # never logged
+trainer = pl.Trainer(max_steps=1000, accelerator='cpu', logger=False, enable_progress_bar=False,
+                     callbacks=[monitored, LastCheckpoint({ckpts!r}, every_n_train_steps=5), RngStateCallback()])
+trainer.fit(Loud())
+"""
+
+
+def test_killed_run_leaves_a_resumable_last_checkpoint(tmp_path):
+    """SIGKILL at step 12 of a run whose monitored metric never appeared: last.ckpt (step 10) exists,
+    is a complete checkpoint, and ``ckpt_path='last'`` resumes from it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from booster.fsutil import check_checkpoint_file
+
+    ckpts = tmp_path / "checkpoints"
+    script = KILLED_RUN.format(here=str(Path(__file__).parent), ckpts=str(ckpts))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    for line in proc.stdout:
+        if line.strip() == "step 12":
+            break
+    proc.kill()
+    proc.wait()
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # no temp file, no partial file
+    check_checkpoint_file(ckpts / "last.ckpt")
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 10
+    resumed = fit_from(tmp_path, ckpts)
+    assert resumed.seen[0][0] == 10
+
+
+def fit_from(tmp_path, ckpts):
+    from booster.data.resumable import LastCheckpoint
+    model = Tiny()
+    trainer = pl.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[LastCheckpoint(ckpts, every_n_train_steps=5), RngStateCallback()])
+    trainer.fit(model, ckpt_path="last")
+    return model
