@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", default="debug",
                    help="MuQ checkpoint: a local directory in the official layout, a hub id such as "
                         "OpenMuQ/MuQ-large-msd-iter, muq-mini, or 'debug' for the tiny built-in model (default)")
-    p.add_argument("--layers", default="4,8,12", help="hidden-state indices, comma separated (default 4,8,12)")
+    p.add_argument("--layers", default=None,
+                   help="hidden-state indices, comma separated (default: thirds of the depth, 4,8,12 for 12 layers)")
     p.add_argument("--fp16", action="store_true", help="store features as float16")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="compute precision")
     p.add_argument("--window", type=float, default=30.0, help="window length in seconds (default 30)")
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     muq = load_backbone(args.checkpoint).to(device)
     try:
-        layers = resolve_layers(muq, args.layers)
+        layers = resolve_layers(muq, args.layers if args.layers is not None else default_layers(muq.num_layers))
     except ValueError as e:
         raise ConfigError(f"--layers {args.layers!r}: {e}") from None
     settings = {"layers": list(layers), "dtype": "float16" if args.fp16 else "float32",
@@ -124,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {f}", file=sys.stderr)
         return 1
     return 0
+
+
+def default_layers(depth: int) -> list[int]:
+    """Thirds of the depth: ``[4, 8, 12]`` for 12 layers, ``[1, 3, 4]`` for 4."""
+    return sorted({max(1, round(depth / 3)), max(1, round(2 * depth / 3)), depth})
 
 
 def _extract(muq, path, layers, args):

@@ -149,3 +149,21 @@ def test_read_only_output_folder(read_only_dir, tmp_path, capsys):
     a = write(tmp_path / "a.wav")
     code, _, err = cli(capsys, a, "-o", read_only_dir)
     assert code == 1 and "not writable" in one_line_error(err)
+
+
+def test_default_layers_follow_the_depth():
+    from booster.commands.features import default_layers
+    assert default_layers(12) == [4, 8, 12] and default_layers(4) == [1, 3, 4] and default_layers(1) == [1]
+
+
+def test_muq_mini_checkpoint(tmp_path, capsys):
+    """``booster features --checkpoint muq-mini`` with the default layers (muq-mini has 4 layers)."""
+    from pathlib import Path
+    import booster
+    if not (Path(booster.__file__).parent.parent / "checkpoints" / "muq-mini" / "config.json").exists():
+        pytest.skip("muq-mini is not shipped in this checkout yet")
+    a = write(tmp_path / "a.wav")
+    code, out, err = cli(capsys, a, "-o", tmp_path / "out", "--checkpoint", "muq-mini")
+    assert code == 0, err
+    f, meta = load_features(tmp_path / "out" / "a.safetensors")
+    assert meta["layers"] == [1, 3, 4] and meta["backbone"]["name"].startswith("muq-mini")
