@@ -151,3 +151,16 @@ def test_checkpoint_file_checks(tmp_path, damage, message):
     with pytest.raises(CheckpointError, match=message) as e:
         check_checkpoint_file(bad, "--ckpt_path")
     assert "\n" not in str(e.value) and "--ckpt_path" in str(e.value)
+
+
+def test_pipe_safe_stops_quietly_when_the_reader_goes_away():
+    """``booster compare ... --json | head``: no BrokenPipeError traceback, exit status 0."""
+    code = ("from booster.fsutil import pipe_safe\n"
+            "with pipe_safe():\n    for i in range(200000): print('line', i)\n")
+    r = subprocess.run(f"{sys.executable} -c \"{code}\" | head -n 2", shell=True, capture_output=True, text=True,
+                       timeout=120, executable="/bin/bash")
+    assert r.stdout == "line 0\nline 1\n" and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+    plain = code.replace("with pipe_safe():\n    ", "if True:\n    ")
+    r = subprocess.run(f"set -o pipefail; {sys.executable} -c \"{plain}\" | head -n 2", shell=True,
+                       capture_output=True, text=True, timeout=120, executable="/bin/bash")
+    assert "BrokenPipeError" in r.stderr  # what the guard prevents
