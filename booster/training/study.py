@@ -213,7 +213,7 @@ def run_study(settings: StudySettings, say=print) -> dict:
         state["status"] = "done"
         write_text(run.folder / RUN_FILE, json.dumps(state, indent=2, allow_nan=False) + "\n")
         records.append(state)
-        head = settings.metric or (state["metric_names"][0] if state["metric_names"] else None)
+        head = settings.metric or state["headline"]
         value = state["metrics"].get(head) if head else None
         say(f"[{i}/{len(runs)}] {run.name}: {state['steps']} steps in {state['train_seconds']:.1f} s, "
             f"test {state['test_seconds']:.1f} s, {head} = {stats._fmt(value)} ({state['device']})")
@@ -259,9 +259,25 @@ def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Pat
     metrics = flat_metrics(report)
     lower = [m["name"] for m in report.get("metrics", []) if isinstance(m, dict) and not m.get("higher_is_better", True)]
     return {"steps": int(trainer.global_step), "train_seconds": train_s, "test_seconds": test_s,
-            "device": str(cli.model.device), "metrics": metrics,
-            "metric_names": [m["name"] for m in report.get("metrics", []) if isinstance(m, dict)] or list(metrics),
+            "device": str(cli.model.device), "metrics": metrics, "headline": headline_metric(report, metrics),
             "lower_is_better": lower}
+
+
+def headline_metric(report: dict, metrics: dict) -> str | None:
+    """The metric a study leads with: the report's ``headline`` when it names one; else the first declared
+    metric of the headline row ("mean" or the only row); else ``<first row>/f1`` (or its first metric)."""
+    if report.get("headline") in metrics:
+        return report["headline"]
+    declared = [m["name"] for m in report.get("metrics", []) if isinstance(m, dict) and "name" in m]
+    bare = [m for m in declared if m in metrics]
+    if bare:
+        return bare[0]
+    rows = [g for g in (report.get("groups") or list(report.get("summary") or {}))]
+    if rows and declared:
+        name = "f1" if "f1" in declared else declared[0]
+        if f"{rows[0]}/{name}" in metrics:
+            return f"{rows[0]}/{name}"
+    return next(iter(metrics), None)
 
 
 def write_outputs(settings: StudySettings, task: str, records: list[dict], complete: bool) -> dict:
@@ -270,9 +286,8 @@ def write_outputs(settings: StudySettings, task: str, records: list[dict], compl
     names = []
     for r in records:
         names += [m for m in r["metrics"] if m not in names]
-    declared = records[0]["metric_names"] if records else []
     lower = {m for r in records for m in r.get("lower_is_better", [])}
-    headline = settings.metric or (declared[0] if declared else (names[0] if names else None))
+    headline = settings.metric or (records[0].get("headline") if records else None)
     if settings.metric and records and settings.metric not in names:
         raise ConfigError(f"--metric {settings.metric!r} is not among the metrics of this task: {', '.join(names)}")
     better = {m: stats.higher_is_better(m.rsplit("/", 1)[-1], lower) for m in names}
@@ -311,7 +326,10 @@ def study_markdown(study: dict) -> str:
     head = study["headline"]
     if head is None:
         return "\n".join(lines + ["No finished run yet."]) + "\n"
-    order = [head] + [m for m in study["table"] if m != head and "/" not in m]
+    others = [m for m in study["table"] if m != head and "/" not in m]
+    if not others and "/" in head:  # no summary row (e.g. transcription): the headline metric of every row
+        others = [m for m in study["table"] if m != head and m.rsplit("/", 1)[-1] == head.rsplit("/", 1)[-1]]
+    order = [head] + others
     for m in order:
         lines += [stats.markdown_table(study["table"][m], m, study["higher_is_better"][m]), ""]
     return "\n".join(lines)
