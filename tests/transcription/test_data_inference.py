@@ -92,16 +92,18 @@ def _transcriber(model, **kw):
     return Transcriber(model, meta, **kw)
 
 
-def test_single_chunk_prediction_is_the_model_output(synth_root):
+def test_single_chunk_prediction_is_the_model_output(synth_root, device):
     torch.manual_seed(0)
-    model = plugin.build(size="debug").eval()
+    model = plugin.build(size="debug").to(device).eval()
     wav = synth_root / "test" / "song_0000" / "other.wav"
     audio, _ = load(wav, sample_rate=16000, mono=True)
     audio = audio.reshape(1, -1)
     tr = _transcriber(model, segment=4.0, overlap=0.0)  # one chunk covers the 3-s file
-    pred = tr.predict(audio)
+    pred = tr.predict(audio)        # audio on the CPU, model on `device`: the output comes back on the CPU
+    assert all(v.device.type == "cpu" for v in pred.values())
     with torch.no_grad():
-        direct = model(torch.nn.functional.pad(audio, (0, tr.segment - audio.shape[-1]))[None])
+        direct = model(torch.nn.functional.pad(audio, (0, tr.segment - audio.shape[-1]))[None].to(device))
+        direct = {k: v.cpu() for k, v in direct.items()}
     t = audio.shape[-1] // 512 + 1
     for k in pred:
         assert pred[k].shape == (t, 88)

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import pretty_midi
-import torch
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def known_notes() -> list[pretty_midi.Note]:
