@@ -30,8 +30,9 @@ from booster.errors import CheckpointError, ConfigError
 from booster.inject import Boosted, Site
 
 PRESET = NAME = "htdemucs"
-# Small HTDemucs: 2 encoder levels, 8 channels, 1 cross-transformer layer (~25 k parameters).
-DEBUG = dict(channels=8, depth=2, nfft=512, t_layers=1, t_heads=2, dconv_comp=4, t_cape_augment=False)
+# Small HTDemucs: 3 encoder levels, 8 channels, 1 cross-transformer layer (~95 k parameters). Three levels, not
+# two: the cross-transformer attends over (bins x frames) tokens, 4x fewer per level (6x faster per chunk on CPU).
+DEBUG = dict(channels=8, depth=3, nfft=512, t_layers=1, t_heads=2, dconv_comp=4, t_cape_augment=False)
 
 
 def _htdemucs_class():

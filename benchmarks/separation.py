@@ -7,9 +7,13 @@
    the same host un-boosted, and the share of the boosted time spent in MuQ.
    Target: boosted - plain <= MuQ's own time + 5 % of plain.
 3. Peak memory (RSS of a fresh process separating a file from disk) against track length.
+4. Real-time factor of a debug-size boosted separator (``--parts rtf``): chunks one at a time vs batched
+   (``--chunk-batch``), on ``--threads`` CPU threads (target: faster than real time on 2 CPU cores).
 
     python benchmarks/separation.py                           # debug HTDemucs + debug MuQ (quick)
     python benchmarks/separation.py --host openunmix --host-size full --backbone large
+    python benchmarks/separation.py --parts rtf --threads 2 --track-seconds 60
+    python benchmarks/separation.py --device cuda --host-size full --backbone large   # on a GPU
 """
 from __future__ import annotations
 
@@ -40,21 +44,26 @@ def backbone(kind: str, seed: int = 0):
 
 
 def modules(args):
-    from booster.recipes.separation import boosting
     from booster.recipes.separation.module import SeparationModule
+    from booster.training.hosts import boost_host
     torch.manual_seed(0)
     kw = dict(host=args.host, sources=SOURCES, segment=args.segment, size=args.host_size)
     base = SeparationModule(**kw)
     torch.manual_seed(0)
     boosted = SeparationModule(**kw)  # same host weights, then boosted with the chosen backbone
-    boosted.model = boosting.boost_host(args.host, boosted.model, backbone(args.backbone), train_host=True)
-    return base, boosted
+    boosted.model = boost_host(args.host, boosted.model, backbone(args.backbone), train_host=True)
+    return base.to(args.device), boosted.to(args.device)
+
+
+def sync(args):
+    if str(args.device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def train_steps(args) -> dict:
     base, boosted = modules(args)
     g = torch.Generator().manual_seed(0)
-    srcs = 0.1 * torch.randn(args.batch, len(SOURCES), 2, int(args.segment * 44100), generator=g)
+    srcs = 0.1 * torch.randn(args.batch, len(SOURCES), 2, int(args.segment * 44100), generator=g).to(args.device)
     mix = srcs.sum(1)
     cached = boosted.live_features(mix)
     opts = {id(m): torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
@@ -67,6 +76,7 @@ def train_steps(args) -> dict:
             loss, _ = m.compute_loss(mix, srcs, m.live_features(mix) if live else feats)
             loss.backward()
             opt.step()
+            sync(args)
         return run
 
     base.train(), boosted.train()
@@ -80,14 +90,16 @@ def separation(args) -> dict:
     from booster.recipes.separation.inference import Separator
     base, boosted = modules(args)
     mix = 0.1 * torch.randn(2, int(args.track_seconds * 44100), generator=torch.Generator().manual_seed(1))
-    plain = Separator(base.model, base.description())
-    sep = boosted.separator()
+    mix = mix.to(args.device)
+    plain = Separator(base.model, base.description(), batch_size=args.chunk_batch)
+    sep = Separator(boosted.model, boosted.description(), batch_size=args.chunk_batch)
     layers = sep.model.layers
-    t_plain = best(lambda: plain.separate_tensor(mix), args.repeats)
-    t_boost = best(lambda: sep.separate_tensor(mix), args.repeats)
-    t_muq = best(lambda: sep.backbone.extract(mix, 44100, layers), args.repeats)
+    synced = lambda fn: (lambda: (fn(), sync(args)))
+    t_plain = best(synced(lambda: plain.separate_tensor(mix)), args.repeats)
+    t_boost = best(synced(lambda: sep.separate_tensor(mix)), args.repeats)
+    t_muq = best(synced(lambda: sep.backbone.extract(mix, 44100, layers)), args.repeats)
     feats = sep.track_features(mix)
-    t_given = best(lambda: sep.separate_tensor(mix, features=feats), args.repeats)  # everything but MuQ
+    t_given = best(synced(lambda: sep.separate_tensor(mix, features=feats)), args.repeats)  # all but MuQ
     overhead = t_boost - t_plain
     return {"track_s": args.track_seconds, "plain_s": t_plain, "boosted_s": t_boost, "muq_s": t_muq,
             "boosted_given_features_s": t_given,
@@ -95,6 +107,22 @@ def separation(args) -> dict:
             "rtf_plain": t_plain / args.track_seconds, "rtf_boosted": t_boost / args.track_seconds,
             "ratio": t_boost / t_plain, "muq_share_of_boosted": t_muq / t_boost,
             "overhead_minus_muq_pct_of_plain": 100 * (overhead - t_muq) / t_plain}
+
+
+def rtf(args) -> dict:
+    """Debug-size boosted separator: seconds of compute per second of music, chunks one by one vs batched."""
+    from booster.recipes.separation.inference import Separator
+    _, boosted = modules(args)
+    mix = 0.1 * torch.randn(2, int(args.track_seconds * 44100), generator=torch.Generator().manual_seed(1))
+    mix = mix.to(args.device)
+    one = Separator(boosted.model, boosted.description(), batch_size=1)
+    many = Separator(boosted.model, boosted.description(), batch_size=args.chunk_batch)
+    t_one, t_many = interleaved([lambda: (one.separate_tensor(mix), sync(args)),
+                                 lambda: (many.separate_tensor(mix), sync(args))], args.repeats)
+    return {"track_s": args.track_seconds, "threads": args.threads, "chunk_s": one.segment_seconds,
+            "batch": args.chunk_batch, "one_by_one_s": t_one, "batched_s": t_many,
+            "speed_one_by_one_x_realtime": args.track_seconds / t_one,
+            "speed_batched_x_realtime": args.track_seconds / t_many}
 
 
 def _memory_child(seconds: float, model_file: str) -> None:
@@ -149,14 +177,16 @@ def memory(args) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="htdemucs", choices=["htdemucs", "openunmix"])
+    p.add_argument("--host", default="htdemucs", choices=["htdemucs", "openunmix", "bs_roformer"])
+    p.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronise CUDA)")
+    p.add_argument("--chunk-batch", type=int, default=4, help="chunks separated together")
     p.add_argument("--host-size", default="debug", choices=["debug", "full"])
     p.add_argument("--backbone", default="debug", choices=["debug", "large"])
     p.add_argument("--segment", type=float, default=1.0)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--track-seconds", type=float, default=30.0)
     p.add_argument("--memory-seconds", type=float, nargs="*", default=[30, 120, 480])
-    p.add_argument("--parts", default="train,separation,memory", help="comma-separated subset to run")
+    p.add_argument("--parts", default="train,separation,memory,rtf", help="comma-separated subset to run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
@@ -167,7 +197,7 @@ def main() -> None:
         return
     report = {"config": {k: v for k, v in vars(args).items() if k != "memory_child"}}
     parts = set(args.parts.split(","))
-    for name, fn in (("train_step", train_steps), ("separation", separation), ("memory", memory)):
+    for name, fn in (("train_step", train_steps), ("separation", separation), ("memory", memory), ("rtf", rtf)):
         if name.split("_")[0] in parts:
             report[name] = fn(args)
             print(json.dumps({name: report[name]}, indent=2), flush=True)

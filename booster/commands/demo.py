@@ -1,7 +1,7 @@
 """``booster demo``: the main job on the embedded default — no downloads.
 
 1. Generates a short synthetic song (FluidSynth when available, else the numpy synthesiser).
-2. Extracts MuQ features from its mixture with the tiny built-in MuQ (``MuQ.debug()``, random weights)
+2. Extracts MuQ features from its mixture with ``--backbone`` (default: the tiny built-in ``MuQ.debug()``, random weights)
    and writes them to a feature file.
 3. Unless ``--features-only``, runs the separation demo (booster.recipes.separation.demo): trains a
    baseline and a boosted debug-size separator with the same budget, evaluates both with museval,
@@ -22,17 +22,20 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=float, default=120.0,
                    help="training seconds per separator in the separation demo (default 120)")
+    p.add_argument("--backbone", default="debug",
+                   help="backbone the features and the boosted separator use: 'debug' (tiny built-in MuQ, random "
+                        "weights; default), a registered name, a local MuQ directory or a hub id")
     p.add_argument("--features-only", action="store_true", help="stop after the feature extraction step")
     p.set_defaults(func=run)
 
 
-def features_step(out: Path, seconds: float, seed: int) -> dict:
+def features_step(out: Path, seconds: float, seed: int, backbone: str = "debug") -> dict:
     import torch
 
     from ..audio import load
     from ..cache import save_features
     from ..data.synth import generate_dataset
-    from ..muq import MuQ
+    from ..backbone import load_backbone
 
     t0 = time.perf_counter()
     report = generate_dataset(out / "song", tracks=1, seconds=seconds, seed=seed, split="demo")
@@ -40,14 +43,15 @@ def features_step(out: Path, seconds: float, seed: int) -> dict:
     print(f"[1/2] generated a {seconds:.0f} s song with {report['renderer']} ({report['renderer_reason']}): "
           f"{track}  ({time.perf_counter() - t0:.1f} s)")
     wav, sr = load(track / "mixture.wav")
-    muq = MuQ.debug(seed=seed)
-    layers = [4, 8, 12]
+    muq = load_backbone(backbone, seed)
+    layers = [n * muq.num_layers // 3 for n in (1, 2, 3)]
     t0 = time.perf_counter()
     feats = muq.extract(wav, sr, layers=layers)
     dt = time.perf_counter() - t0
     path = save_features(out / "features" / "mixture.safetensors", feats,
                          meta={"backbone": muq.identity, "source": str(track / "mixture.wav")})
-    print(f"[2/2] MuQ {muq.name} (D={muq.hidden_size}, {muq.num_layers} layers, random weights): "
+    weights = ", random weights" if backbone == "debug" else ""
+    print(f"[2/2] MuQ {muq.identity.get('name')} (D={muq.hidden_size}, {muq.num_layers} layers{weights}): "
           f"{wav.shape[0]} ch x {wav.shape[1]} samples @ {sr} Hz -> mono 24 kHz -> hidden "
           f"{list(feats.hidden.shape)} [B, L, T, D] at {feats.frame_rate:g} Hz in {dt:.2f} s "
           f"({wav.shape[1] / sr / dt:.0f}x real time)")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     print(f"muq-booster demo -> {out.resolve()}")
-    features_step(out, args.seconds, args.seed)
+    features_step(out, args.seconds, args.seed, args.backbone)
     if args.features_only:
         return 0
     try:
@@ -72,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"separation demo unavailable: {e}")
         return 1
-    separation_demo.run(out / "separation", seconds_budget=args.budget, seed=args.seed)
+    separation_demo.run(out / "separation", seconds_budget=args.budget, seed=args.seed, backbone=args.backbone)
     return 0
