@@ -45,7 +45,7 @@ def _mrstft(**kw):
 class MixLoss(nn.Module):
     """``loss(estimate [B, 2, S], reference [B, 2, S]) -> scalar``: stereo MR-STFT + sum/difference MR-STFT.
 
-    ``w_stereo`` / ``w_sum_diff`` weight the two terms.
+    ``w_stereo`` / ``w_sum_diff`` weight the two terms. Computed in float32 (also under autocast).
     """
 
     def __init__(self, w_stereo: float = 1.0, w_sum_diff: float = 1.0):
@@ -60,8 +60,9 @@ class MixLoss(nn.Module):
         if estimate.shape != reference.shape or estimate.dim() != 3 or estimate.shape[1] != 2:
             raise ValueError(f"MixLoss expects two [B, 2, S] tensors, got {tuple(estimate.shape)} and "
                              f"{tuple(reference.shape)}")
-        return self.w_stereo * self.stereo(estimate, reference) + self.w_sum_diff * self.sum_diff(estimate,
-                                                                                                   reference)
+        est, ref = estimate.float(), reference.float()  # STFTs in float32 (bf16-mixed training gives bf16)
+        with torch.autocast(est.device.type, enabled=False):
+            return self.w_stereo * self.stereo(est, ref) + self.w_sum_diff * self.sum_diff(est, ref)
 
 
 def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, cap: float = SI_SDR_CAP) -> float:

@@ -40,6 +40,12 @@ def test_every_config_fits_a_few_steps(name, mix_data, tmp_path, monkeypatch):
                  "--trainer.fast_dev_run", "2"]) == 0
 
 
+def test_boosted_fit_in_bf16_mixed_precision(mix_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "mixing/demo", *_overrides(mix_data, tmp_path, "demo"), "--model.boost", "true",
+                 "--model.host", "crafx2", "--trainer.precision", "bf16-mixed", "--trainer.fast_dev_run", "1"]) == 0
+
+
 def test_fit_test_compare_and_mix(mix_data, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ckpt_dir = tmp_path / "ckpt"
