@@ -94,7 +94,7 @@ def test_every_demo_task_is_studied():
     assert demos == set(TASK_OVERRIDES), f"tasks with a demo config: {sorted(demos)}"
 
 
-def _run_tiny(task, out, data, fractions="0.5,1.0", steps=2, extra=()):
+def _run_tiny(task, out, data, fractions="0.5,1.0", steps=1, extra=()):
     args = ["study", "--config", f"{task}/demo", "--fractions", fractions, "--seeds", "1",
             "--budget-steps", str(steps), "-o", str(out), "--device", "cpu", *extra,
             "--data.root", str(data), *TASK_OVERRIDES[task]]
@@ -124,7 +124,7 @@ def test_tiny_study_writes_three_files(tiny_studies, task):
         (0.5, "baseline"), (0.5, "boosted"), (1.0, "baseline"), (1.0, "boosted")]
     head = data["headline"]
     for r in data["runs"]:
-        assert r["steps"] == 2 and r["device"] == "cpu"
+        assert r["steps"] == 1 and r["device"] == "cpu"
         assert isinstance(r["metrics"].get(head), float)
         folder = Path(r["folder"])
         assert (folder / "results.json").is_file() and list((folder / "logs").rglob("metrics.csv"))
@@ -162,7 +162,7 @@ def test_resume_keeps_finished_runs_and_redoes_the_others(tiny_studies, tmp_path
     assert [p.stat().st_mtime_ns for p in kept] == before
     for folder in (killed, other):
         state = json.loads((folder / "run.json").read_text())
-        assert state["status"] == "done" and state["settings"]["budget_steps"] == 2
+        assert state["status"] == "done" and state["settings"]["budget_steps"] == 1
     data = json.loads((out / "study.json").read_text())
     assert len(data["runs"]) == 4 and all(r["folder"].startswith(str(out)) for r in data["runs"])
 
