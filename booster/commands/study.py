@@ -56,10 +56,10 @@ def parse_seeds(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from ..training.study import StudySettings, run_study
 
-    device = str(args.device).split(":")[0]
-    if device == "cuda":
+    device = str(args.device)
+    if device.startswith("cuda"):
         from ..training.device import resolve_device
-        resolve_device(args.device)  # one-line error when there is no GPU
+        resolve_device(device)  # one-line error when there is no such GPU
     settings = StudySettings(config=args.config, fractions=parse_fractions(args.fractions),
                              seeds=parse_seeds(args.seeds), out=args.output, budget_steps=args.budget_steps,
                              budget_minutes=args.budget_minutes, device=device,

@@ -62,8 +62,9 @@ class StudySettings:
             raise ConfigError(f"--budget-steps must be at least 1, got {self.budget_steps}")
         if self.budget_minutes is not None and not self.budget_minutes > 0:
             raise ConfigError(f"--budget-minutes must be positive, got {self.budget_minutes}")
-        if self.device not in ACCELERATORS:
-            raise ConfigError(f"--device {self.device!r}: use one of {', '.join(ACCELERATORS)}")
+        name, _, index = str(self.device).partition(":")
+        if name not in ACCELERATORS or (index and not index.isdigit()):
+            raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"--confidence must be in (0, 1), got {self.confidence}")
 
@@ -117,8 +118,9 @@ def run_config(base: dict, task: str, settings: StudySettings, run: Run) -> dict
     trainer = cfg.setdefault("trainer", {}) or {}
     cfg["trainer"] = trainer
     trainer["default_root_dir"] = str(run.folder)
-    trainer["accelerator"] = ACCELERATORS[settings.device]
-    trainer["devices"] = 1
+    name, _, index = settings.device.partition(":")
+    trainer["accelerator"] = ACCELERATORS[name]
+    trainer["devices"] = [int(index)] if index else 1  # one device: the runs of a study go one after another
     trainer.pop("strategy", None)
     trainer["logger"] = None  # the kit's default: CSVLogger under <run>/logs
     trainer["enable_progress_bar"] = False

@@ -39,7 +39,8 @@ def test_settings_are_checked(tmp_path):
     s = _settings(tmp_path)
     assert s.fractions == [0.5, 1.0]
     for bad in (dict(fractions=[0.0]), dict(fractions=[1.5]), dict(seeds=[]), dict(seeds=[1, 1]),
-                dict(budget_minutes=2.0), dict(budget_steps=0), dict(device="tpu"), dict(confidence=1.0)):
+                dict(budget_minutes=2.0), dict(budget_steps=0), dict(device="tpu"), dict(device="cuda:x"),
+                dict(confidence=1.0)):
         with pytest.raises(ConfigError):
             _settings(tmp_path, **bad)
     with pytest.raises(ConfigError, match="set by the study"):
@@ -79,6 +80,8 @@ def test_run_config_sets_variant_subset_seed_budget(tmp_path):
     assert t["max_time"] == "00:01:02:30" and t["max_steps"] == -1 and t["accelerator"] == "cpu"
     assert t["callbacks"][0]["class_path"].endswith("ModelCheckpoint")  # added: a last.ckpt per run
     assert cfg["model"]["boost"] is False and cfg["data"] == {"fraction": 1.0, "seed": 0}
+    cfg = study.run_config({}, "separation", _settings(tmp_path, device="cuda:1"), study.Run(1.0, 0, "baseline", tmp_path))
+    assert cfg["trainer"]["accelerator"] == "gpu" and cfg["trainer"]["devices"] == [1]
 
 
 def test_flat_metrics():
@@ -185,3 +188,14 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["study", "--config", "separation/demo", "--seeds", "0", "-o", str(tmp_path)]) == 1
     assert main(["study", "--config", "separation/demo", "-o", str(tmp_path), "--data.fraction", "0.2"]) == 1
     assert "set by the study" in capsys.readouterr().err
+
+
+def test_missing_gpu_is_a_one_line_error(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        assert main(["study", "--config", "separation/demo", "--device", "cuda:99", "-o", str(tmp_path)]) == 1
+    else:
+        assert main(["study", "--config", "separation/demo", "--device", "cuda", "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("booster study: error: --device") and "\n" not in err
+    assert not (tmp_path / "study.json").exists()
