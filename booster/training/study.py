@@ -249,6 +249,8 @@ def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Pat
             t = time.perf_counter()
             trainer.fit(cli.model, cli.datamodule)
             train_s = time.perf_counter() - t
+            if trainer.interrupted:  # never mark a cut-short run as done
+                raise KeyboardInterrupt
             t = time.perf_counter()
             trainer.test(cli.model, cli.datamodule, verbose=False)
             test_s = time.perf_counter() - t
