@@ -182,11 +182,28 @@ def save(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: i
 
     path = Path(path)
     fmt = (path.suffix.lstrip(".") or "wav").upper()
+    if fmt == "AIF":
+        fmt = "AIFF"
+    if not sf.check_format(fmt, subtype):
+        raise AudioError(f"cannot write {str(path)!r} as {fmt} with sample format {subtype}; "
+                         f"{fmt} supports {', '.join(sorted(sf.available_subtypes(fmt)))}")
     with atomic_path(path) as tmp:
         sf.write(str(tmp), wav.T, int(sample_rate), subtype=subtype, format=fmt)
         if fmt == "WAV":
             _zero_peak_timestamp(tmp)
     return path
+
+
+def output_format(*, flac: bool = False, int24: bool = False, int16: bool = False) -> tuple[str, str]:
+    """``(extension, soundfile subtype)`` for the output options of the task commands (demucs' spelling):
+    float32 WAV by default (10.6 MB per stereo minute at 44.1 kHz), ``int24`` / ``int16`` PCM WAV,
+    ``flac`` (24-bit unless ``int16``; ~2-3x smaller than float WAV)."""
+    if int24 and int16:
+        from .errors import ConfigError
+        raise ConfigError("--int24 and --int16 exclude each other")
+    if flac:
+        return ".flac", "PCM_16" if int16 else "PCM_24"
+    return ".wav", "PCM_24" if int24 else "PCM_16" if int16 else "FLOAT"
 
 
 def _zero_peak_timestamp(path: Path) -> None:

@@ -117,6 +117,7 @@ def test_write_failure_goes_to_the_failure_summary(tmp_path, capsys):
     (["--window", "0"], "--window must be > 0"), (["--overlap", "-1"], "--overlap must be >= 0"),
     (["--window", "5", "--overlap", "5"], "shorter than --window"),
     (["--device", "foo"], "not a device name"), (["--device", "cuda:99"], "cuda:99"),
+    *([(["--device", "cuda"], "no CUDA device is available")] if not __import__("torch").cuda.is_available() else []),
 ])
 def test_bad_options_one_line(tmp_path, capsys, args, message):
     a = write(tmp_path / "a.wav")

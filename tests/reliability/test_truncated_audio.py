@@ -62,3 +62,23 @@ def test_features_cli_warns_and_strict_fails(truncated, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "1 input(s) failed" in err and "cut.wav" in err and "truncated" in err
     assert (tmp_path / "o2" / "full.safetensors").exists() and not (tmp_path / "o2" / "cut.safetensors").exists()
+
+
+@pytest.mark.parametrize("opts, ext, subtype", [({}, ".wav", "FLOAT"), ({"int24": True}, ".wav", "PCM_24"),
+                                                ({"int16": True}, ".wav", "PCM_16"), ({"flac": True}, ".flac", "PCM_24"),
+                                                ({"flac": True, "int16": True}, ".flac", "PCM_16")])
+def test_output_formats_round_trip(tmp_path, opts, ext, subtype):
+    x = music_like(0.5, sr=44100, channels=2) * 0.5
+    ext_, subtype_ = audio.output_format(**opts)
+    assert (ext_, subtype_) == (ext, subtype)
+    p = audio.save(tmp_path / f"a{ext}", x, 44100, subtype=subtype)
+    y, _ = audio.load(p)
+    assert sf.info(str(p)).subtype == subtype
+    tol = {"FLOAT": 0, "PCM_24": 2 ** -22, "PCM_16": 2 ** -14}[subtype]
+    assert (y - x).abs().max() <= tol
+
+
+def test_impossible_format_is_one_line(tmp_path):
+    with pytest.raises(AudioError, match="cannot write .* as FLAC with sample format FLOAT"):
+        audio.save(tmp_path / "a.flac", np.zeros((2, 100), np.float32), 44100)
+    assert list(tmp_path.iterdir()) == []
