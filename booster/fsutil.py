@@ -265,6 +265,40 @@ def check_checkpoint_file(path: str | os.PathLike, option: str = "--ckpt_path") 
     return path
 
 
+def check_safetensors_file(path: str | os.PathLike, option: str = "--model") -> dict:
+    """Check a ``.safetensors`` file without loading its tensors: header present and valid JSON, every
+    tensor's byte range inside the file; returns the header's ``__metadata__`` (``{}`` if none). Raises
+    :class:`CheckpointError` with one line for a missing, empty, truncated or non-safetensors file."""
+    import json
+    import struct
+
+    path = Path(path)
+    where = f"{option} {str(path)!r}"
+    if not path.is_file():
+        raise CheckpointError(f"{where} does not exist" if not path.exists() else f"{where} is not a file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{where} is empty or truncated ({size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, 100_000_000):
+            raise CheckpointError(f"{where} is not a safetensors file, or is truncated (header of {n} bytes, "
+                                  f"file of {size})")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointError(f"{where} is not a safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where} is not a safetensors file (header is not a JSON object)")
+    end = max((int(v["data_offsets"][1]) for k, v in header.items()
+               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    if 8 + n + end > size:
+        raise CheckpointError(f"{where} is truncated: its tensors need {8 + n + end} bytes, the file has {size}")
+    meta = header.get("__metadata__") or {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def _check_pickle_ops(data: bytes, where: str) -> None:
     """The pickle must parse to its end (a damaged one raises here, before any unpickling)."""
     try:

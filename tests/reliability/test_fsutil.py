@@ -164,3 +164,42 @@ def test_pipe_safe_stops_quietly_when_the_reader_goes_away():
     r = subprocess.run(f"set -o pipefail; {sys.executable} -c \"{plain}\" | head -n 2", shell=True,
                        capture_output=True, text=True, timeout=120, executable="/bin/bash")
     assert "BrokenPipeError" in r.stderr  # what the guard prevents
+
+
+@pytest.mark.parametrize("damage, message", [("missing", "does not exist"), ("empty", "empty or truncated"),
+                                             ("truncated", "truncated"), ("random", "not a safetensors file"),
+                                             ("header", "unreadable header")])
+def test_safetensors_file_checks(tmp_path, damage, message):
+    from safetensors.torch import save_file
+    from booster.fsutil import check_safetensors_file
+    good = tmp_path / "good.safetensors"
+    save_file({"w": torch.ones(1000)}, str(good), metadata={"format": "x"})
+    assert check_safetensors_file(good) == {"format": "x"}
+    bad, data = tmp_path / "bad.safetensors", good.read_bytes()
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "truncated":
+        bad.write_bytes(data[:-10])
+    elif damage == "random":
+        bad.write_bytes(os.urandom(300))
+    elif damage == "header":
+        bad.write_bytes(data[:8] + b"\xff" * (len(data) - 8))
+    with pytest.raises(CheckpointError, match=message) as e:
+        check_safetensors_file(bad, "--model")
+    assert "\n" not in str(e.value)
+
+
+def test_concurrent_writers_leave_one_complete_file(tmp_path):
+    """Two runs writing the same output at once: the file is one writer's complete content."""
+    import threading
+    target = tmp_path / "same.txt"
+    contents = [str(i) * 200_000 for i in range(4)]
+
+    def writer(text):
+        for _ in range(20):
+            write_text(target, text)
+
+    threads = [threading.Thread(target=writer, args=(c,)) for c in contents]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert target.read_text() in contents and leftovers(tmp_path) == []
