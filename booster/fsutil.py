@@ -111,14 +111,33 @@ def sweep_temp_files(folder: str | os.PathLike, *, recursive: bool = False) -> l
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = f"**/.*{TEMP_SUFFIX}" if recursive else f".*{TEMP_SUFFIX}"
+    prefix = "**/" if recursive else ""
     removed = []
-    for p in folder.glob(pattern):
+    for p in folder.glob(f"{prefix}.*{TEMP_SUFFIX}"):
         if _is_stale(p):
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed.append(p)
+    for p in [*folder.glob(f"{prefix}.*.tmp[0-9]*"), *folder.glob(f"{prefix}.*.[0-9]*.tmp")]:
+        if _is_stale_legacy(p):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
     return removed
+
+
+def _is_stale_legacy(p: Path) -> bool:
+    """Temp files of muq-booster <= 0.1 (``.<name>.tmp<pid>``, ``.<name>.<pid>.tmp``, no host in the
+    name): stale when their process is gone and they are over an hour old."""
+    import re
+    m = re.fullmatch(r"\..+\.(?:tmp(\d+)|(\d+)\.tmp)", p.name)
+    if m is None:
+        return False
+    try:
+        old = time.time() - p.stat().st_mtime > 3600
+    except OSError:
+        return False
+    return old and not _pid_alive(int(m.group(1) or m.group(2)))
 
 
 def _is_stale(p: Path) -> bool:

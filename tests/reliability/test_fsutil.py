@@ -203,3 +203,19 @@ def test_concurrent_writers_leave_one_complete_file(tmp_path):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert target.read_text() in contents and leftovers(tmp_path) == []
+
+
+def test_legacy_temp_files_of_dead_processes_are_swept(tmp_path):
+    """Versions before fsutil named temp files .<name>.tmp<pid> (audio) and .<name>.<pid>.tmp (features)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    old = time.time() - 2 * 3600
+    legacy = [tmp_path / f".song.wav.tmp{dead}", tmp_path / f".a.safetensors.{dead}.tmp"]
+    keep = [tmp_path / f".live.wav.tmp{os.getpid()}", tmp_path / "notes.tmp1", tmp_path / f".x.{dead}.tmpfile"]
+    for p in legacy + keep:
+        p.write_text("x")
+        os.utime(p, (old, old))
+    fresh = tmp_path / f".fresh.wav.tmp{dead}"
+    fresh.write_text("x")  # too new to be sure
+    assert sorted(sweep_temp_files(tmp_path)) == sorted(legacy)
+    assert all(p.exists() for p in keep + [fresh])
