@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                               meta={"source": str(f), **{k: v for k, v in want.items() if k != "layers"}})
                 written += 1
                 if why != "new":
-                    replaced.append(f"{target.name} ({why})")
+                    replaced.append(f"{target.relative_to(out_dir)} ({why})")
             except BoosterError as e:
                 failures.append(f"{f}: {e}")
             except OSError as e:
