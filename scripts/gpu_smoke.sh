@@ -14,7 +14,7 @@ DEVICE="${DEVICE:-cuda}"
 HOSTS="${HOSTS:-htdemucs bs_roformer}"
 PRECISIONS="${PRECISIONS:-32-true bf16-mixed}"
 OUT="${OUT:-$(mktemp -d -t gpu_smoke.XXXXXX)}"
-mkdir -p "$OUT"
+mkdir -p "$OUT/runs"
 export PYTHONWARNINGS=ignore HF_HUB_OFFLINE=1
 
 case "$DEVICE" in

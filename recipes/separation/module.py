@@ -5,7 +5,7 @@ features, reports) is :class:`booster.training.BoosterModule`. This file holds w
 sources and their loss weights, validation SDR, full-track test with museval.
 
 Losses are each host's own (its plug-in's ``loss``): waveform L1 for HTDemucs, magnitude MSE per
-target for Open-Unmix, BS-RoFormer's L1 + multi-resolution STFT loss.
+target for Open-Unmix, BS-RoFormer's L1 + multi-resolution STFT loss; waveform L1 for a host without one.
 Shapes: mixture ``[B, C, S]``, sources ``[B, N, C, S]``.
 """
 from __future__ import annotations
@@ -78,6 +78,14 @@ class SeparationModule(BoosterModule):
                          batch_size=self.hparams.eval_batch, cache=self.feature_cache())
 
     # ---- losses ----------------------------------------------------------------------------------
+    def default_loss(self, mix: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        """Per-source waveform L1 ``[N]``, for hosts whose plug-in has no ``loss`` hook."""
+        est = self.model(mix)
+        if est.shape != sources.shape:
+            raise ConfigError(f"host {self.hparams.host!r} returned {tuple(est.shape)} for sources "
+                              f"{tuple(sources.shape)}; a separation host maps [B, C, S] to [B, N, C, S]")
+        return (est - sources).abs().mean(dim=(2, 3)).mean(0)
+
     def live_features(self, mix: torch.Tensor, sample_rate: int | None = None):
         return super().live_features(mix, sample_rate or self.hparams.sample_rate)
 
