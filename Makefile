@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gpu-smoke clean
 
 install: .install-stamp
 
@@ -19,6 +19,10 @@ test: install
 
 bench: install
 	$(PYTHON) benchmarks/extract.py
+
+# On a CUDA machine: fit/test/separate/features on the GPU, one line per check (DEVICE=cpu: same steps on CPU).
+gpu-smoke: install
+	bash scripts/gpu_smoke.sh
 
 clean:
 	rm -rf .install-stamp build *.egg-info .pytest_cache demo_out
