@@ -128,4 +128,5 @@ def test_registry_entry_and_checks(ckpt, tmp_path):
     fake = CheckpointEntry("x/y", ("model.safetensors",), {"model.safetensors": "0" * 64}, {}, "none")
     with pytest.raises(CheckpointError, match="sha256"):
         verify_files(fake, ckpt[0])
-    assert list(entries()) == ["OpenMuQ/MuQ-large-msd-iter"]
+    assert list(entries()) == ["OpenMuQ/MuQ-large-msd-iter", "muq-mini"]
+    assert entries()["OpenMuQ/MuQ-large-msd-iter"].local is None  # hub checkpoints are never shipped

@@ -30,7 +30,7 @@ def test_rvq_training_reduces_reconstruction_error_and_uses_codes():
     rvq.init_codebooks(x)
     opt = torch.optim.Adam(rvq.parameters(), lr=1e-2)
     first = rvq(x)["relative_error"].item()
-    for _ in range(150):
+    for _ in range(80):
         out = rvq(x)
         opt.zero_grad()
         out["loss"].backward()
