@@ -110,3 +110,19 @@ def test_export_loads_unchanged_and_matches_the_trained_module(tmp_path):
         b = loaded(wav).hidden_states
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert loaded.config.to_dict() == enc.config.to_dict()
+
+
+def test_iteration_targets_come_from_a_previous_models_layer():
+    torch.manual_seed(0)
+    teacher = MuQ.debug(seed=1, depth=2)
+    wav = 0.1 * torch.randn(2, 24000)
+    with torch.no_grad():
+        hidden = teacher.encode(wav, upto=1, keep=[1])[1]                 # [B, T, 32]
+    rvq = MelRVQ(TokenizerConfig(input_dim=32, num_levels=2, codebook_size=8, source="layer:1"))
+    rvq.set_statistics(hidden)
+    rvq.init_codebooks(hidden)
+    model = MaskedPredictor(init_encoder(None, "debug", None, 0), rvq, teacher=teacher, teacher_layer=1)
+    assert torch.equal(model.targets(wav), rvq.tokenize(hidden))
+    out = model(wav)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and all(p.grad is None for p in teacher.parameters())
