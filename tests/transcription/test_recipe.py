@@ -56,6 +56,8 @@ def test_fit_test_compare_transcribe(synth_root, tmp_path, capsys, monkeypatch):
         tmp = tmp_path / f"boost_{boost}"
         ckpt_dir = tmp / "ckpt"
         common = _overrides(synth_root, tmp, f"boost_{boost}") + ["--model.boost", boost]
+        if boost == "true":  # validation / test features through the on-disk cache
+            common += ["--model.feature_cache", str(tmp / "cache")]
         assert main(["fit", "--config", "transcription/demo", *common, "--trainer.max_steps", "2",
                      "--trainer.limit_val_batches", "1", "--trainer.val_check_interval", "2",
                      "--trainer.logger", "false", "--trainer.callbacks+=ModelCheckpoint",
@@ -71,6 +73,7 @@ def test_fit_test_compare_transcribe(synth_root, tmp_path, capsys, monkeypatch):
         assert list(report["summary"]) == ["note", "note_offset", "note_offset_velocity", "frame"]
         assert all(0.0 <= v <= 1.0 for row in report["summary"].values() for v in row.values())
         runs[boost] = (tmp / "eval", last)
+        assert (boost == "true") == any((tmp / "cache").rglob("*.safetensors"))
     capsys.readouterr()
     assert main(["compare", str(runs["false"][0]), str(runs["true"][0])]) == 0
     assert "note_offset_velocity" in capsys.readouterr().out
