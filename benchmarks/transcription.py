@@ -6,6 +6,7 @@
    plain and the boosted transcriber, and the share of the boosted time spent in MuQ.
 
     python benchmarks/transcription.py                            # debug transcriber + debug MuQ (quick)
+    python benchmarks/transcription.py --backbone mini                 # the shipped muq-mini
     python benchmarks/transcription.py --size full --backbone large --file-seconds 60
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ def backbone(kind: str, seed: int = 0):
     from booster import MuQ
     if kind == "debug":
         return MuQ.debug(seed)
+    if kind == "mini":
+        return MuQ.from_pretrained("muq-mini").eval()  # the shipped backbone (4.3 M parameters)
     from booster.muq.config import MuQConfig
     torch.manual_seed(seed)
     m = MuQ(MuQConfig())  # MuQ-large architecture, random weights (no download)
@@ -100,7 +103,7 @@ def main() -> None:
     p.add_argument("--size", default="debug", choices=["debug", "full"])
     p.add_argument("--backend", default="onsets_frames", choices=["onsets_frames", "shallow"])
     p.add_argument("--frontend", default="mel", choices=["mel", "cqt"])
-    p.add_argument("--backbone", default="debug", choices=["debug", "large"])
+    p.add_argument("--backbone", default="debug", choices=["debug", "mini", "large"])
     p.add_argument("--layers", default=None, help="MuQ layers, e.g. 6,9,12 (default all)")
     p.add_argument("--segment", type=float, default=5.0, help="training segment in seconds")
     p.add_argument("--batch", type=int, default=4)
