@@ -51,12 +51,19 @@ class Transcriber(ChunkedInference):
                          hop=host.hop_length, batch_size=batch_size, out_frames=host.num_frames,
                          forward=stack_heads, cache=cache)
         self.onset_threshold, self.frame_threshold = float(onset_threshold), float(frame_threshold)
+        self.max_segment = self.segment
+
+    def _fit_segment(self, length: int) -> None:
+        """Chunks no longer than the input (rounded up to the hop): a short file is not padded to a whole
+        chunk (the recurrent layers take any length)."""
+        self.segment = min(self.max_segment, max(self.hop, -(-int(length) // self.hop) * self.hop))
 
     # ---- tensors ---------------------------------------------------------------------------------
     def predict(self, audio: torch.Tensor, *, features=None, cached: bool = False,
                 progress: bool = False) -> dict[str, torch.Tensor]:
         """``audio`` ``[1, S]`` at ``sample_rate`` → ``{head: [T, P]}`` (logits; velocity raw),
         ``T = S // hop + 1``, on ``audio``'s device."""
+        self._fit_segment(audio.shape[-1])
         out = self(audio, features=features, cached=cached, progress=progress)      # [4, P, T]
         return {k: out[i].transpose(0, 1) for i, k in enumerate(HEADS)}
 
@@ -79,6 +86,7 @@ class Transcriber(ChunkedInference):
         """Onset / frame probabilities and velocity ``[T, P]`` (float16) of an audio file of any rate and
         channel count, read and processed chunk by chunk; and its duration in seconds."""
         reader = FileReader(path, self.sample_rate, 1)
+        self._fit_segment(reader.length)
         features = self.track_features(path)
         blocks = []
 
