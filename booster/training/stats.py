@@ -119,6 +119,11 @@ def _fmt(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}g}" if abs(v) >= 1000 else f"{v:.{digits}f}"
 
 
+def _signed(v: float) -> str:
+    """``+1.234``; tiny non-zero values in scientific notation, so they do not read as exactly zero."""
+    return f"{v:+.1e}" if 0 < abs(v) < 5e-4 else f"{v:+.3f}"
+
+
 def _mean_sd(d: dict) -> str:
     if d["mean"] is None:
         return "n/a"
@@ -137,7 +142,7 @@ def markdown_table(rows: list[dict], metric: str, better_high: bool = True) -> s
         d = r["difference"]
         ci = "—" if d["ci"] is None else f"[{_fmt(d['ci'][0])}, {_fmt(d['ci'][1])}]"
         ex = "—" if d["excludes_zero"] is None else ("yes" if d["excludes_zero"] else "no")
-        mean_d = "n/a" if d["mean"] is None else f"{d['mean']:+.3f}"
+        mean_d = "n/a" if d["mean"] is None else _signed(d["mean"])
         lines.append(f"| {r['fraction']:g} | {d['n']} | {_mean_sd(r['baseline'])} | {_mean_sd(r['boosted'])} | "
                      f"{mean_d} | {ci} | {ex} | {verdict(d, better_high)} |")
     notes = sorted({r["difference"]["note"] for r in rows if r["difference"]["note"]})

@@ -123,7 +123,7 @@ def run_config(base: dict, task: str, settings: StudySettings, run: Run) -> dict
     trainer["devices"] = [int(index)] if index else 1  # one device: the runs of a study go one after another
     trainer.pop("strategy", None)
     trainer["logger"] = None  # the kit's default: CSVLogger under <run>/logs
-    trainer["enable_progress_bar"] = False
+    trainer["enable_progress_bar"] = trainer["enable_model_summary"] = False  # one line per run is printed
     if settings.budget_steps is not None:
         trainer["max_steps"] = settings.budget_steps
     elif settings.budget_minutes is not None:

@@ -102,3 +102,9 @@ def test_markdown_one_seed_says_so():
     md = stats.markdown_table(stats.study_table(runs, "m"), "m")
     assert "| 0.5 | 1 | 1.000 | 2.000 | +1.000 | — | — | one seed |" in md
     assert "Note: one seed: no interval" in md
+
+
+def test_tiny_difference_is_not_printed_as_zero():
+    runs = [{"fraction": 1.0, "seed": 0, "variant": "baseline", "metrics": {"m": 1.0}},
+            {"fraction": 1.0, "seed": 0, "variant": "boosted", "metrics": {"m": 1.00003}}]
+    assert "| +3.0e-05 |" in stats.markdown_table(stats.study_table(runs, "m"), "m")
