@@ -62,7 +62,10 @@ def study_plot(rows: list[dict], runs: list[dict], metric: str, path: str | Path
             ax.scatter(px, py, s=14, color=style["color"], alpha=0.55, edgecolors="none")
         if fractions and min(fractions) > 0 and max(fractions) / min(fractions) >= 4:
             ax.set_xscale("log")
+        if len(fractions) == 1:  # a single fraction: leave room around it
+            ax.set_xlim(fractions[0] * 0.5, fractions[0] * 1.5)
         ax.set_xticks(fractions)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xticklabels([f"{f:g}" for f in fractions])
         ax.minorticks_off()
         ax.set_xlabel("training fraction")
