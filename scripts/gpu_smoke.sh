@@ -57,12 +57,12 @@ done
 root=$(dirname "$(dirname "$last_ckpt")")
 host=$("$PY" -c "import torch, sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=True)['booster']['host']['name'])" "$last_ckpt")
 (cd "$OUT" && "$PY" -m booster.cli test --config separation/demo "${DATA[@]}" "${RUN[@]}" --model.host "$host" \
-  --model.boost true --model.eval_dir "$root/test_eval" --model.print_report false \
+  --model.boost true --model.eval_dir "$root/eval" --model.print_report false \
   --trainer.default_root_dir "$root" --ckpt_path "$last_ckpt" > "$root.test.log" 2>&1) \
   || { tail -30 "$root.test.log"; echo "gpu_smoke: FAILED test (log: $root.test.log)" >&2; exit 1; }
 "$PY" -c "import json, sys; r = json.load(open(sys.argv[1])); assert r['items'], r; \
 print('gpu_smoke: OK  test', r['meta']['name'], 'mean gSDR %.2f dB over' % r['summary']['mean']['gSDR'], len(r['items']), 'track(s)')" \
-  "$root/test_eval/results.json"
+  "$root/eval/results.json"
 
 mix=$(find "$OUT/data/test" -name mixture.wav | head -1)
 [ -n "$mix" ] || mix=$(find "$OUT/data/test" -name '*.wav' | head -1)
