@@ -7,8 +7,17 @@ import soundfile as sf
 from booster.cli import main
 
 
-def test_demo_features_step(tmp_path, capsys):
+def test_demo_features_step_default_is_muq_mini(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--seconds", "3", "--features-only"]) == 0
+    out = capsys.readouterr().out
+    assert "[2/2] MuQ muq-mini" in out and "random weights" not in out
+    from booster.cache import load_features
+    feats, meta = load_features(tmp_path / "features" / "mixture.safetensors")
+    assert meta["backbone"]["name"] == "muq-mini" and feats.hidden.shape[1] == 3
+
+
+def test_demo_features_step(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path), "--seconds", "3", "--features-only", "--backbone", "debug"]) == 0
     out = capsys.readouterr().out
     assert "[2/2] MuQ muq-debug-seed0" in out and "hidden [1, 3, 75, 32]" in out
     from booster.cache import load_features

@@ -1,8 +1,8 @@
 """``booster demo``: the main job on the embedded default — no downloads.
 
 1. Generates a short synthetic song (FluidSynth when available, else the numpy synthesiser).
-2. Extracts MuQ features from its mixture with ``--backbone`` (default: the tiny built-in ``MuQ.debug()``, random weights)
-   and writes them to a feature file.
+2. Extracts MuQ features from its mixture with ``--backbone`` (default: ``muq-mini``, the small MuQ pretrained
+   by this project and shipped in checkpoints/muq-mini) and writes them to a feature file.
 3. Unless ``--features-only``, runs the separation demo (booster.recipes.separation.demo): trains a
    baseline and a boosted debug-size separator with the same budget, evaluates both with museval,
    separates one mixture into stems and prints the comparison.
@@ -22,9 +22,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=float, default=120.0,
                    help="training seconds per separator in the separation demo (default 120)")
-    p.add_argument("--backbone", default="debug",
-                   help="backbone the features and the boosted separator use: 'debug' (tiny built-in MuQ, random "
-                        "weights; default), a registered name, a local MuQ directory or a hub id")
+    p.add_argument("--backbone", default="muq-mini",
+                   help="backbone the features and the boosted separator use: 'muq-mini' (default; shipped, "
+                        "pretrained by this project), 'debug' (tiny built-in MuQ, random weights), a local MuQ "
+                        "directory or a hub id")
     p.add_argument("--features-only", action="store_true", help="stop after the feature extraction step")
     p.set_defaults(func=run)
 
