@@ -20,11 +20,13 @@ import importlib
 import sys
 from pathlib import Path
 
-from booster.errors import ConfigError
+from booster.errors import CheckpointError, ConfigError
 
 SUBCOMMANDS = ("fit", "validate", "test")
 DEFAULT_TASK = "separation"   # YAML paths that say nothing else (the first recipe; old spellings)
 LOG_NAME = "logs"
+LAST_EVERY = 50                # fit: last.ckpt every N training steps (--last_every)
+CHECKPOINT_DIR = "checkpoints"  # under trainer.default_root_dir
 
 
 def recipes_root() -> Path:
@@ -139,8 +141,27 @@ def make_cli_class(links: tuple[str, ...]):
     class BoosterCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_argument("--task", default=None, help="the recipe (task) this config belongs to")
+            parser.add_argument("--last_every", type=int, default=LAST_EVERY,
+                                help="fit: write <default_root_dir>/checkpoints/last.ckpt every N training steps "
+                                     "and when training ends (whatever the monitored metric does)")
             for key in links:
                 parser.link_arguments(f"data.{key}", f"model.{key}")
+
+        def _parse_ckpt_path(self) -> None:
+            """Lightning re-applies the checkpoint's hyper-parameters over the command line; keep the model
+            options typed explicitly (those that contradict the checkpoint were refused before)."""
+            if not self.config.get("subcommand"):
+                return
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            if not ckpt_path or not Path(ckpt_path).is_file():
+                return
+            from booster.training.checkpoint import read_checkpoint
+            hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters") or {})
+            hparams.pop("_instantiator", None)
+            for key in explicit_options(sys.argv[2:], "model"):
+                hparams.pop(key, None)
+            if hparams:
+                self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
 
         def instantiate_trainer(self, **kwargs):
             cfg = self.config_init[self.subcommand] if self.subcommand else self.config_init
@@ -148,9 +169,129 @@ def make_cli_class(links: tuple[str, ...]):
             if trainer.get("logger") in (None, True):   # default: CSV, no server needed
                 from lightning.pytorch.loggers import CSVLogger
                 trainer["logger"] = CSVLogger(save_dir=trainer.get("default_root_dir") or ".", name=LOG_NAME)
+            if self.subcommand == "fit":
+                trainer["callbacks"] = fit_callbacks(trainer, cfg.get("last_every", LAST_EVERY))
+                trainer["use_distributed_sampler"] = False   # ResumableLoader shards by rank itself
             return super().instantiate_trainer(**kwargs)
 
     return BoosterCLI
+
+
+def fit_callbacks(trainer: dict, last_every: int) -> list:
+    """The trainer's callbacks for a fit: checkpoint callbacks without a folder write under
+    ``<default_root_dir>/checkpoints`` (and leave ``last.ckpt`` to :class:`LastCheckpoint`), plus
+    ``LastCheckpoint`` (every ``last_every`` steps and at the end) and ``RngStateCallback`` (exact resume)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from booster.data.resumable import LastCheckpoint, RngStateCallback
+
+    if last_every < 1:
+        raise ConfigError(f"--last_every must be a positive number of steps, got {last_every}")
+    root = Path(trainer.get("default_root_dir") or ".") / CHECKPOINT_DIR
+    cbs = trainer.get("callbacks") or []
+    cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
+    for cb in cbs:
+        if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
+            cb.dirpath = str(root)
+            cb.save_last = False   # LastCheckpoint owns root/last.ckpt
+    return cbs + [LastCheckpoint(root, every_n_train_steps=last_every), RngStateCallback()]
+
+
+def _option_values(args: list[str], name: str) -> list[str]:
+    """Every value given to ``name`` (``name V`` or ``name=V``) in ``args``."""
+    out = []
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif a.startswith(name + "="):
+            out.append(a.split("=", 1)[1])
+    return out
+
+
+def explicit_options(args: list[str], section: str) -> set[str]:
+    """Keys of ``--<section>.<key>`` options typed on the command line."""
+    pre = f"--{section}."
+    return {a[len(pre):].split("=", 1)[0].split(".")[0] for a in args if a.startswith(pre)}
+
+
+def checkpoint_conflicts(args: list[str], meta: dict) -> list[str]:
+    """``"--model.boost true vs checkpoint boost false"`` for each explicit option the checkpoint contradicts."""
+    import yaml
+
+    def given(name):
+        values = _option_values(args, name)
+        if not values:
+            return None
+        try:
+            return yaml.safe_load(values[-1])
+        except yaml.YAMLError:
+            return values[-1]
+
+    checks = [("--model.boost", "boost", bool(meta.get("boost"))),
+              ("--model.host", "host", (meta.get("host") or {}).get("name")),
+              ("--model.backbone", "backbone", meta.get("backbone")),
+              ("--model.sources", "sources", meta.get("sources")),
+              ("--data.sources", "sources", meta.get("sources"))]
+    out = []
+    for option, field, recorded in checks:
+        value = given(option)
+        if value is None or recorded is None:
+            continue
+        if isinstance(recorded, list):
+            same = isinstance(value, list) and [str(v) for v in value] == [str(v) for v in recorded]
+        elif isinstance(recorded, bool):
+            same = value is recorded
+        else:
+            same = str(value) == str(recorded)
+        if not same:
+            show = lambda v: "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else str(v).lower() \
+                if isinstance(v, bool) else str(v)
+            out.append(f"{option} {show(value)} vs checkpoint {field} {show(recorded)}")
+    return out
+
+
+def _default_root(args: list[str]) -> Path:
+    """``trainer.default_root_dir`` the command line or its last config that sets it gives (else ".")."""
+    import yaml
+    given = _option_values(args, "--trainer.default_root_dir")
+    if given:
+        return Path(given[-1]).expanduser()
+    root = "."
+    for cfg in _option_values(args, "--config") + _option_values(args, "-c"):
+        try:
+            data = yaml.safe_load(Path(cfg).read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        trainer = data.get("trainer") if isinstance(data, dict) else None
+        if isinstance(trainer, dict) and trainer.get("default_root_dir"):
+            root = trainer["default_root_dir"]
+    return Path(str(root)).expanduser()
+
+
+def check_ckpt_path(args: list[str], task: str) -> list[str]:
+    """Arguments with ``--ckpt_path last`` made ``<default_root_dir>/checkpoints/last.ckpt``, after checking
+    the file (one-line errors before Lightning reads it) and that no explicit option contradicts it."""
+    values = _option_values(args, "--ckpt_path")
+    if not values or values[-1] in ("null", "None", "best", "hpc", ""):
+        return args
+    ckpt = values[-1]
+    if ckpt == "last":
+        last = _default_root(args) / CHECKPOINT_DIR / "last.ckpt"
+        if not last.is_file():
+            raise CheckpointError(f"--ckpt_path last: no last.ckpt under {str(last.parent)!r}; nothing to resume "
+                                  f"(check --trainer.default_root_dir)")
+        ckpt = str(last)
+        args = [a for a in args if not a.startswith("--ckpt_path=")]
+        args = [ckpt if i and args[i - 1] == "--ckpt_path" else a for i, a in enumerate(args)]
+    from booster.fsutil import check_checkpoint_file
+    from booster.training.checkpoint import check_meta, read_checkpoint
+    check_checkpoint_file(ckpt, "--ckpt_path")
+    meta = check_meta(read_checkpoint(ckpt).get("booster"), what=f"--ckpt_path {ckpt!r}", task=task)
+    conflicts = checkpoint_conflicts(args, meta)
+    if conflicts:
+        raise ConfigError(f"--ckpt_path {ckpt!r} contradicts the options given: " + "; ".join(conflicts)
+                          + ". Drop the option(s) or use a checkpoint trained with them")
+    return args
 
 
 def main(subcommand: str, args: list[str]) -> int:
@@ -163,6 +304,7 @@ def main(subcommand: str, args: list[str]) -> int:
               f"`booster {subcommand} --config <task>/<name> --help` lists every option of that recipe.")
         return 0
     resolved, task = resolve_args(list(args))
+    resolved = check_ckpt_path(resolved, task)
     module_cls, data_cls, links = recipe(task)
     cli_class = make_cli_class(links)
     # LightningCLI parses sys.argv; DDP re-launches the same command line in its worker processes.

@@ -64,8 +64,19 @@ class BoosterDataModule(L.LightningDataModule):
         self.generate()
 
     def loader(self, dataset, *, batch_size: int | None = -1, shuffle: bool = False, drop_last: bool = False,
-               collate_fn=None) -> torch.utils.data.DataLoader:
-        """A DataLoader with the module's workers; ``batch_size`` -1: the module's, None: no batching."""
-        return torch.utils.data.DataLoader(dataset, batch_size=self.batch_size if batch_size == -1 else batch_size,
-                                           shuffle=shuffle, drop_last=drop_last, num_workers=self.num_workers,
-                                           collate_fn=collate_fn, persistent_workers=False)
+               collate_fn=None, train: bool = False) -> torch.utils.data.DataLoader:
+        """A DataLoader with the module's workers; ``batch_size`` -1: the module's, None: no batching.
+
+        ``train=True`` (the training loader): a :class:`booster.data.resumable.ResumableLoader`, whose
+        position in the data stream is saved in checkpoints, so a resumed run sees the same batches as an
+        uninterrupted one (it shards by DDP rank itself: the CLI fits with ``use_distributed_sampler=False``).
+        Other loaders draw from their own seeded generator, never from the global RNG."""
+        size = self.batch_size if batch_size == -1 else batch_size
+        if train and size is not None:
+            from booster.data.resumable import ResumableLoader
+            return ResumableLoader(dataset, batch_size=size, shuffle=shuffle, seed=self.seed, drop_last=drop_last,
+                                   num_workers=self.num_workers, collate_fn=collate_fn, persistent_workers=False)
+        return torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=shuffle, drop_last=drop_last,
+                                           num_workers=self.num_workers, collate_fn=collate_fn,
+                                           persistent_workers=False,
+                                           generator=torch.Generator().manual_seed(int(self.seed)))

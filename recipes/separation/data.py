@@ -88,14 +88,14 @@ class StemsDataModule(BoosterDataModule):
     def train_dataloader(self):
         if self.trainer is not None:
             self._train.set_epoch(self.trainer.current_epoch)
-        return self.loader(self._train, drop_last=True)
+        return self.loader(self._train, drop_last=True, train=True)
 
     def val_dataloader(self):
         return self.loader(self._valid)
 
     def test_dataloader(self):
         # one whole track per step: the module reads it itself (bounded by test_seconds)
-        return torch.utils.data.DataLoader(IndexDataset(len(self.test_tracks)), batch_size=None, shuffle=False)
+        return self.loader(IndexDataset(len(self.test_tracks)), batch_size=None)
 
     def load_test_track(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         """``(name, mixture [C, S], sources [N, C, S])`` of test track ``index``."""
