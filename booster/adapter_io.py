@@ -51,8 +51,10 @@ def save_adapters(boosted: Boosted, path) -> tuple:
             "sample_rate": boosted.sample_rate_override,
             "backbone": identity(bb),
             "weights": st_path.name}
-    save_file(tensors, str(st_path), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    js_path.write_text(json.dumps(meta, indent=2, default=str))
+    from .fsutil import atomic_path, write_text
+    with atomic_path(st_path) as tmp:   # a killed write leaves the old file (and no partial one)
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    write_text(js_path, json.dumps(meta, indent=2, default=str))
     return st_path, js_path
 
 
@@ -126,7 +128,12 @@ def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Call
                           train_host=train_host, preset=meta.get("preset"), **kw)
     except ConfigError as e:
         raise CheckpointError(f"adapters in {st_path} do not fit this {type(host).__name__}: {e}") from None
-    state = load_file(str(st_path))
+    from .fsutil import check_safetensors_file
+    check_safetensors_file(st_path, "adapter file")
+    try:
+        state = load_file(str(st_path))
+    except Exception as e:   # safetensors' own error type: damaged file
+        raise CheckpointError(f"adapter file {str(st_path)!r} is damaged ({type(e).__name__}: {e})") from None
     try:
         boosted.adapters.load_state_dict(state, strict=True)
     except RuntimeError as e:

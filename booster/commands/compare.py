@@ -28,5 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if name_a == name_b:
         name_a, name_b = f"A:{name_a}", f"B:{name_b}"
     table, diff = compare_reports(a, b, name_a, name_b, force=args.force)
-    print(json.dumps(diff, indent=2) if args.json else table)
+    from ..fsutil import pipe_safe
+    with pipe_safe():   # `booster compare A B --json | head`: no BrokenPipeError traceback
+        print(json.dumps(diff, indent=2) if args.json else table)
     return 0

@@ -59,4 +59,9 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> No
                               f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
                               f"{' ...' if len(unexpected) > 8 else ''}; was it trained with another host, "
                               "size, sources or boost setting?")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"checkpoint does not match the model: {k} has shape {tuple(state[k].shape)} "
+                                  f"in the file, {tuple(v.shape)} in the model; was it trained with other "
+                                  "layers, sites or host settings?")
     model.load_state_dict(state, strict=True)

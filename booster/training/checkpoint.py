@@ -73,7 +73,9 @@ def save_model(path: str | Path, model: nn.Module, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # clone: some hosts share tensors between modules (safetensors refuses shared memory)
     state = {k: v.detach().cpu().clone().contiguous() for k, v in trainable_state(model).items()}
-    save_file(state, str(path), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    from booster.fsutil import atomic_path
+    with atomic_path(path) as tmp:   # a killed write leaves the old file (and no partial one)
+        save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     return path
 
 
@@ -91,6 +93,9 @@ def read_model_file(path: str | Path) -> tuple[dict, dict]:
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         return meta, dict(ckpt.get(EMA_KEY) or state)
     from safetensors import safe_open
+
+    from booster.fsutil import check_safetensors_file
+    check_safetensors_file(p, "model file")
     try:
         with safe_open(str(p), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)

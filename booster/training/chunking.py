@@ -113,7 +113,8 @@ def chunked_apply(read: Callable[[int, int], torch.Tensor], length: int, segment
                     acc = torch.cat([acc[..., stride_f:], torch.zeros_like(acc[..., :stride_f])], -1)
                     wsum = torch.cat([wsum[stride_f:], torch.zeros_like(wsum[:stride_f])])
                 if bar is not None:
-                    bar.update(round(max(ready, 0) * hop / (sample_rate or 1), 2))
+                    step = round(max(ready, 0) * hop / (sample_rate or 1), 2)   # frames S//hop+1: one hop over
+                    bar.update(max(0.0, min(step, bar.total - bar.n)))
     finally:
         if bar is not None:
             bar.close()

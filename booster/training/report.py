@@ -90,10 +90,9 @@ def write_report(out_dir: str | Path, items: dict, groups: list[str], metrics: l
               "groups": list(groups), "label": label, "summary": summary, "items": items,
               "evaluated": {**(evaluated or {}), "items": sorted(items)}, "meta": meta or {}}
     text = json.dumps(report, indent=2, allow_nan=False, default=str) + "\n"
-    tmp = out / ".results.json.part"
-    tmp.write_text(text)
-    tmp.replace(out / "results.json")
-    (out / "results.md").write_text(format_table(summary, metrics, (meta or {}).get("name"), label) + "\n")
+    from booster.fsutil import write_text
+    write_text(out / "results.json", text)
+    write_text(out / "results.md", format_table(summary, metrics, (meta or {}).get("name"), label) + "\n")
     return report
 
 
