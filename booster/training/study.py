@@ -87,10 +87,10 @@ def plan(settings: StudySettings) -> list[Run]:
             for s in settings.seeds for f in settings.fractions for v in VARIANTS]
 
 
-def run_settings(settings: StudySettings, run: Run, task: str, config_path: str) -> dict:
+def run_settings(settings: StudySettings, run: Run, task: str, config_text: str) -> dict:
     """What must match for a finished run to be reused (the device may differ)."""
     return {"study_version": STUDY_VERSION, "task": task, "config": settings.config,
-            "config_text": Path(config_path).read_text(), "fraction": run.fraction, "seed": run.seed,
+            "config_text": config_text, "fraction": run.fraction, "seed": run.seed,
             "variant": run.variant, "budget_steps": settings.budget_steps,
             "budget_minutes": settings.budget_minutes, "overrides": list(settings.overrides)}
 
@@ -188,14 +188,15 @@ def run_study(settings: StudySettings, say=print) -> dict:
     check_overrides(settings.overrides)
     config_path, task = resolve_config(settings.config)
     task = task or DEFAULT_TASK
-    base = yaml.safe_load(Path(config_path).read_text()) or {}
+    config_text = Path(config_path).read_text()  # read once: every run of this call uses the same config
+    base = yaml.safe_load(config_text) or {}
     if not isinstance(base, dict):
         raise ConfigError(f"config {settings.config!r} is not a YAML mapping")
     runs = plan(settings)
     settings.out.mkdir(parents=True, exist_ok=True)
     records, t0 = [], time.perf_counter()
     for i, run in enumerate(runs, 1):
-        expected = run_settings(settings, run, task, config_path)
+        expected = run_settings(settings, run, task, config_text)
         if is_finished(run.folder, expected):
             records.append({**read_state(run.folder), "folder": str(run.folder)})
             say(f"[{i}/{len(runs)}] {run.name}: done before, kept")
