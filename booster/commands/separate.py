@@ -1,9 +1,12 @@
-"""``booster separate IN... -o OUT --model CKPT_OR_NAME``: split audio files into stems.
+"""booster separate IN... -o OUT --model CKPT_OR_NAME: split audio files into stems.
 
 Inputs are audio files or folders (walked recursively), any sample rate and channel count. Writes
-``OUT/<track>/<source>.wav`` at the model's sample rate and channel count, chunk by chunk (bounded
-memory on long files). ``--model``: a ``.ckpt`` from ``booster fit``, a ``.safetensors`` separator file
-(``--export``), or a published demucs model name (``htdemucs``; needs demucs' download cache).
+OUT/<track>/<source>.wav at the model's sample rate and channel count, chunk by chunk (bounded memory on
+long files). <track> is the file name without extension; inputs that would share it are told apart by
+their extension (OUT/song.flac/) or their folders (OUT/a/song/). Nothing is written for an input that
+fails. --model: a .ckpt from `booster fit`, a .safetensors separator file (--export), or a published
+demucs model name (htdemucs; needs demucs' download cache). Float WAV (the default) takes 10.6 MB per
+minute and stem at 44.1 kHz stereo; --int24, --int16 or --flac write smaller files.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import AudioError, BoosterError
+from ..errors import BoosterError
 
 
 def add_parser(sub) -> None:
@@ -21,49 +24,77 @@ def add_parser(sub) -> None:
     p.add_argument("inputs", nargs="+", help="audio files or folders")
     p.add_argument("-o", "--output", required=True, help="output folder: OUT/<track>/<source>.wav")
     p.add_argument("--model", required=True, help="separator: .ckpt, .safetensors or a demucs model name")
+    p.add_argument("--two-stems", metavar="SOURCE", help="write SOURCE and no_SOURCE (the sum of the others)")
+    p.add_argument("--shifts", type=int, default=0,
+                   help="average N passes over randomly shifted input (demucs' shift trick; default 0: none)")
+    p.add_argument("--segment", type=float, default=None, help="chunk length in seconds (default: the model's)")
     p.add_argument("--overlap", type=float, default=0.25, help="chunk overlap in [0, 1) (default 0.25)")
     p.add_argument("--device", default=None,
                    help="torch device: cpu, cuda, cuda:N (default: cuda when available, else cpu)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--batch", type=int, default=4, help="chunks separated together (default 4)")
-    p.add_argument("--pcm16", action="store_true", help="write 16-bit PCM instead of 32-bit float WAV")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--int24", action="store_true", help="write 24-bit PCM WAV")
+    fmt.add_argument("--int16", "--pcm16", dest="int16", action="store_true", help="write 16-bit PCM")
+    p.add_argument("--flac", action="store_true", help="write FLAC (24-bit, or 16-bit with --int16)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a WAV holding fewer frames than its header says (default: warn)")
     p.add_argument("--export", metavar="FILE", help="also save the separator as one .safetensors file")
-    p.add_argument("--keep-going", action="store_true", help="skip unreadable inputs instead of stopping")
+    p.add_argument("--keep-going", action="store_true", help="skip inputs that fail instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
+def _check(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
+    from ..fsutil import check_finite_option
+    check_finite_option(args.overlap, "--overlap", minimum=0.0)
+    if args.overlap >= 1:
+        raise ConfigError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if args.segment is not None:
+        check_finite_option(args.segment, "--segment", positive=True)
+    for opt, v in (("--shifts", args.shifts), ("--jobs", args.jobs), ("--batch", args.batch)):
+        if v is not None and v < (0 if opt == "--shifts" else 1):
+            raise ConfigError(f"{opt} must be {'>= 0' if opt == '--shifts' else 'positive'}, got {v}")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..audio import list_audio_files
+    import torch
+
+    from .. import audio
+    from ..fsutil import check_output_dir, unique_output_names
     from ..recipes.separation.inference import Separator
     from ..training.device import resolve_device
 
+    _check(args)
+    ext, subtype = audio.output_format(flac=args.flac, int24=args.int24, int16=args.int16)
     device = resolve_device(args.device)  # ConfigError (one line) for a device this machine lacks
-    files = list_audio_files(args.inputs)  # AudioError for missing inputs / empty folders
-    stems = {}
-    for f in files:
-        stems.setdefault(f.stem, []).append(f)
-    clashes = {k: v for k, v in stems.items() if len(v) > 1}
-    if clashes:
-        name, paths = next(iter(clashes.items()))
-        raise AudioError(f"{len(paths)} inputs share the track name {name!r} ({', '.join(map(str, paths[:3]))}); "
-                         "their stems would overwrite each other. Separate them into different -o folders.")
-    sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch)
+    if args.jobs and device.type == "cpu":
+        torch.set_num_threads(args.jobs)
+    files = audio.list_audio_files(args.inputs)  # AudioError for missing inputs / empty folders
+    out = check_output_dir(args.output, "-o")     # an existing file / read-only folder: one line
+    if args.export:
+        check_output_dir(Path(args.export).expanduser().parent, "--export")
+    names = unique_output_names(files, args.inputs)
+    sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch,
+                         segment=args.segment)
     if args.export:
         print(f"saved separator to {sep.save(args.export)}")
     kind = "boosted " if sep.boosted else ""
     print(f"{kind}{sep.meta['host']['name']} -> {', '.join(sep.sources)} at {sep.sample_rate} Hz, "
-          f"{len(files)} file(s) on {device}", file=sys.stderr)
+          f"{len(names)} file(s) on {device}", file=sys.stderr)
     failed = 0
-    for f in files:
-        t0 = time.perf_counter()
-        try:
-            paths = sep.separate_file(f, args.output, progress=not args.no_progress,
-                                      subtype="PCM_16" if args.pcm16 else "FLOAT")
-        except BoosterError as e:
-            if not args.keep_going:
-                raise
-            failed += 1
-            print(f"skipped {f}: {e}", file=sys.stderr)
-            continue
-        print(f"{f} -> {Path(next(iter(paths.values()))).parent} ({time.perf_counter() - t0:.1f} s)")
+    with audio.strict_audio(args.strict):
+        for f, name in names.items():
+            t0 = time.perf_counter()
+            try:
+                paths = sep.separate_file(f, out, progress=not args.no_progress, subtype=subtype, ext=ext,
+                                          name=name, two_stems=args.two_stems, shifts=args.shifts)
+            except BoosterError as e:
+                if not args.keep_going:
+                    raise
+                failed += 1
+                print(f"skipped {f}: {e}", file=sys.stderr)
+                continue
+            print(f"{f} -> {Path(next(iter(paths.values()))).parent} ({time.perf_counter() - t0:.1f} s)")
     return 1 if failed else 0

@@ -27,11 +27,11 @@ PUBLISHED_HOST = "htdemucs"   # the host whose published names `--model NAME` me
 
 class Separator(ChunkedInference):
     def __init__(self, model: torch.nn.Module, meta: dict, *, overlap: float = 0.25, batch_size: int = 4,
-                 cache=None):
+                 cache=None, segment: float | None = None):
         self.meta = meta
         self.sources = list(meta["sources"])
         host = boosting.host_of(model)
-        segment = chunk_seconds(meta["host"]["name"], host, meta.get("segment", 10.0))
+        segment = segment or chunk_seconds(meta["host"]["name"], host, meta.get("segment", 10.0))
         super().__init__(model, sample_rate=int(meta["sample_rate"]), channels=int(meta["channels"]),
                          segment=segment, overlap=overlap, batch_size=batch_size, cache=cache)
         self.segment_seconds = segment
@@ -43,36 +43,92 @@ class Separator(ChunkedInference):
         return self(mix, features=features, cached=cached, progress=progress)
 
     def separate_file(self, path: str | Path, out_dir: str | Path, *, progress: bool = False,
-                      subtype: str = "FLOAT", name: str | None = None) -> dict[str, Path]:
-        """Separate an audio file (any rate / channel count) into ``out_dir/<track>/<source>.wav``
-        (``<track>``: ``name`` or the file name without extension) at the model's rate and channel
-        count; returns ``{source: path}``."""
+                      subtype: str = "FLOAT", name: str | None = None, ext: str = ".wav",
+                      two_stems: str | None = None, shifts: int = 0, seed: int = 0) -> dict[str, Path]:
+        """Separate an audio file (any rate / channel count) into ``out_dir/<name>/<source><ext>``
+        (``name``: default the file name without extension) at the model's rate and channel count;
+        returns ``{stem: path}``. Nothing is written for a file that fails: stems go to temporary files in
+        ``out_dir`` and move into ``<name>/`` only when the whole track succeeded.
+
+        ``ext`` ".wav" or ".flac" with a soundfile ``subtype`` (FLOAT, PCM_24, PCM_16). ``two_stems``: write
+        that source and ``no_<source>`` (the sum of the others). ``shifts`` N > 0: demucs' random-shift
+        trick, N passes on the input delayed by offsets drawn in [0, 0.5 s) from a generator seeded by
+        ``seed``, shifted back and averaged (holds the estimates of the track in memory)."""
+        import numpy as np
         import soundfile as sf
 
+        from booster.fsutil import temp_name
+
+        if two_stems is not None and two_stems not in self.sources:
+            from booster.errors import ConfigError
+            raise ConfigError(f"--two-stems {two_stems!r} is not a source of this model ({', '.join(self.sources)})")
+        stems = [two_stems, f"no_{two_stems}"] if two_stems else list(self.sources)
         reader = FileReader(path, self.sample_rate, self.channels)
-        features = self.track_features(path)
-        folder = Path(out_dir) / (name or Path(path).stem)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {s: folder / f"{s}.wav" for s in self.sources}
-        tmps = {s: p.with_name(f".{p.name}.part") for s, p in paths.items()}
-        files = {s: sf.SoundFile(str(tmps[s]), "w", self.sample_rate, self.channels, subtype=subtype, format="WAV")
-                 for s in self.sources}
+        features = self.track_features(path) if not shifts else None
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        folder = out_dir / (name or Path(path).stem)
+        tmps = {s: temp_name(out_dir / f"{s}{ext}") for s in stems}
+        fmt = "FLAC" if ext == ".flac" else "WAV"
+        files = {}
+
+        def emit(block: torch.Tensor) -> None:   # block [N, C, T]
+            if two_stems:
+                j = self.sources.index(two_stems)
+                block = torch.stack([block[j], block.sum(0) - block[j]])
+            data = block.cpu().float().numpy()
+            if not np.isfinite(data).all():
+                from booster.errors import AudioError
+                raise AudioError(f"the separator produced non-finite samples for {str(path)!r}")
+            if subtype != "FLOAT":
+                data = np.clip(data, -1.0, 1.0)
+            for k, s in enumerate(stems):
+                files[s].write(data[k].T)
+
         try:
-            def emit(block: torch.Tensor) -> None:
-                data = block.cpu().numpy()
-                for j, s in enumerate(self.sources):
-                    files[s].write(data[j].T)
-            self.stream(reader, reader.length, emit, features=features, progress=progress, desc=Path(path).name)
+            for s in stems:
+                files[s] = sf.SoundFile(str(tmps[s]), "w", self.sample_rate, self.channels, subtype=subtype,
+                                        format=fmt)
+            if shifts:
+                emit(self._shifted(reader, shifts, seed, progress, Path(path).name))
+            else:
+                self.stream(reader, reader.length, emit, features=features, progress=progress,
+                            desc=Path(path).name)
+            for f in files.values():
+                f.close()
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = {s: folder / f"{s}{ext}" for s in stems}
+            for s in stems:
+                tmps[s].replace(paths[s])
         except BaseException:
             for f in files.values():
                 f.close()
             for t in tmps.values():
                 t.unlink(missing_ok=True)
             raise
-        for s, f in files.items():
-            f.close()
-            tmps[s].replace(paths[s])
         return paths
+
+    def _shifted(self, reader, shifts: int, seed: int, progress: bool, desc: str) -> torch.Tensor:
+        """Average of ``shifts`` passes over the input delayed by random offsets in [0, 0.5 s) -> ``[N, C, S]``."""
+        length = reader.length
+        g = torch.Generator().manual_seed(int(seed))
+        total = None
+        for _ in range(int(shifts)):
+            d = int(torch.randint(0, max(1, self.sample_rate // 2), (1,), generator=g))
+
+            def read(first: int, count: int, d=d) -> torch.Tensor:   # the input delayed by d samples
+                lo = first - d
+                if lo >= 0:
+                    return reader(lo, count)
+                head = torch.zeros(self.channels, min(count, -lo))
+                rest = reader(0, count + lo) if count + lo > 0 else head[:, :0]
+                return torch.cat([head, rest.to(head.dtype)], -1)
+
+            blocks = []
+            self.stream(read, length + d, lambda b: blocks.append(b.cpu().float()), progress=progress, desc=desc)
+            est = torch.cat(blocks, -1)[..., d:d + length]    # shifted back: [N, C, S]
+            total = est if total is None else total + est
+        return total / int(shifts)
 
     # ---- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -80,15 +136,20 @@ class Separator(ChunkedInference):
         return save_model(path, self.model, self.meta)
 
     @classmethod
-    def load(cls, src: str | Path, *, overlap: float = 0.25, device="cpu", batch_size: int = 4) -> "Separator":
-        """From a ``.safetensors`` separator file, a recipe ``.ckpt`` or a published model name."""
+    def load(cls, src: str | Path, *, overlap: float = 0.25, device="cpu", batch_size: int = 4,
+             segment: float | None = None) -> "Separator":
+        """From a ``.safetensors`` separator file, a recipe ``.ckpt`` or a published model name;
+        ``segment``: chunk length in seconds (default: the host's)."""
         p = Path(src).expanduser()
+        if p.suffix == ".ckpt" or (p.exists() and p.suffix != ".safetensors"):
+            from booster.fsutil import check_checkpoint_file
+            check_checkpoint_file(p, "--model")     # empty / truncated / not a checkpoint: one line
         if p.suffix in (".ckpt", ".safetensors") or p.exists():
             model, meta = load_model(p, task=TASK, device=device)
         else:
             model, meta = _published(str(src))
             model = model.to(device).eval()
-        return cls(model, meta, overlap=overlap, batch_size=batch_size)
+        return cls(model, meta, overlap=overlap, batch_size=batch_size, segment=segment)
 
 
 def _published(name: str) -> tuple[torch.nn.Module, dict]:
