@@ -1,8 +1,8 @@
-"""``booster compare RUN_A RUN_B``: metric differences (B minus A) of two evaluated runs of any task.
+"""booster compare RUN_A RUN_B: metric differences (B minus A) of two evaluated runs of any task.
 
-A run is a folder holding ``results.json`` (written by ``booster test``, the demo or a study) or that
+A run is a folder holding results.json (written by booster test, the demo or a study) or that
 file. Runs of different tasks, or evaluated on different items / lengths / settings, are refused unless
-``--force`` is given.
+--force is given.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""``booster fit | validate | test --config <task>/<name> [overrides]``: any recipe via LightningCLI.
+"""booster fit | validate | test --config <task>/<name> [overrides]: any recipe via LightningCLI.
 
-All arguments after the sub-command go to LightningCLI (``--config <task>/<name> --help`` lists them),
-e.g. ``booster fit --config separation/demo --trainer.max_steps 100``. ``--config`` takes a packaged
-config (``<task>/<name>``, or a bare ``<name>`` when only one task has it) or a YAML path. Resume a
-killed run with ``--ckpt_path last`` (or a path). Metrics: ``<default_root_dir>/logs/version_<n>/metrics.csv``.
+All arguments after the sub-command go to LightningCLI (--config <task>/<name> --help lists them),
+e.g. booster fit --config separation/demo --trainer.max_steps 100. --config takes a packaged
+config (<task>/<name>, or a bare <name> when only one task has it) or a YAML path. Resume a
+killed run with --ckpt_path last (or a path). Metrics: <default_root_dir>/logs/version_<n>/metrics.csv.
 """
 from __future__ import annotations
 

@@ -311,7 +311,7 @@ def main(subcommand: str, args: list[str]) -> int:
     argv, sys.argv = sys.argv, [sys.argv[0], subcommand, *resolved]
     try:
         cli_class(module_cls, data_cls, save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                  parser_kwargs={"prog": f"booster {subcommand}"})
+                  parser_kwargs={"prog": "booster", subcommand: {"prog": f"booster {subcommand}"}})
     finally:
         sys.argv = argv
     return 0

@@ -119,3 +119,17 @@ model: {{boost: true, feature_cache: null}}
     assert adam_steps == {target}           # optimizer state restored, not restarted at the resume point
     moved = [k for k, v in saved["state_dict"].items() if not torch.equal(v, final["state_dict"][k])]
     assert any(k.startswith("model.adapters.") for k in moved)
+
+
+@pytest.mark.parametrize("argv", [["separate", "--help"], ["compare", "--help"], ["fit", "--help"],
+                                  ["fit", "--config", "separation/demo", "--help"]])
+def test_help_texts_are_plain(argv, capsys):
+    """No raw reStructuredText double backticks in --help, and the fit usage line names fit once."""
+    try:
+        code = main(argv)
+    except SystemExit as e:   # argparse / jsonargparse exit after printing help
+        code = e.code
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "usage" in out and "``" not in out
+    assert "fit [options] fit" not in out
