@@ -34,6 +34,21 @@ FADE_SECONDS = 0.02
 LEVELS_DB = {"drums": -20.0, "bass": -22.0, "other": -24.0, "vocals": -20.0}  # stem RMS before normalising
 
 
+GENERATE_KEYS = ("splits", "seconds", "seed", "renderer")
+
+
+def generate_from_spec(root: str | os.PathLike, spec: Mapping, **kwargs) -> dict:
+    """Write a synthetic set from a recipe config's ``data.generate`` mapping (keys: ``splits``
+    {name: tracks}, ``seconds``, ``seed``, ``renderer``); ``kwargs`` go to :func:`generate_dataset`
+    (e.g. ``sample_rate``, ``mix``). An unknown key is a :class:`ConfigError` naming it."""
+    unknown = set(spec) - set(GENERATE_KEYS)
+    if unknown:
+        raise ConfigError(f"data.generate has unknown keys {sorted(unknown)}; allowed: {', '.join(GENERATE_KEYS)}")
+    return generate_dataset(root, split=dict(spec.get("splits", {"train": 4, "valid": 1, "test": 1})),
+                            seconds=float(spec.get("seconds", 8.0)), seed=int(spec.get("seed", 0)),
+                            renderer=spec.get("renderer", "auto"), **kwargs)
+
+
 def generate_dataset(root: str | os.PathLike, *, tracks: int | None = None, seconds: float = 10.0,
                      seed: int = 0, split: str | Mapping[str, int] = "train", renderer: str = "auto",
                      progress: bool = False, sample_rate: int = 44100, soundfont: str | None = None,

@@ -152,13 +152,8 @@ class MixingDataModule(BoosterDataModule):
     def generate(self) -> None:
         g = self.hparams.generate
         if g and not (self.root / self.hparams.train_split).is_dir():
-            from booster.data.synth import generate_dataset
-            unknown = set(g) - {"splits", "seconds", "seed", "renderer"}
-            if unknown:
-                raise ConfigError(f"data.generate has unknown keys {sorted(unknown)}")
-            generate_dataset(self.root, split=dict(g.get("splits", {"train": 4, "valid": 1, "test": 1})),
-                             seconds=float(g.get("seconds", 8.0)), seed=int(g.get("seed", 0)),
-                             renderer=g.get("renderer", "auto"))
+            from booster.data.synth import generate_from_spec
+            generate_from_spec(self.root, g)
 
     def _list(self, split: str) -> list[Multitrack]:
         h = self.hparams

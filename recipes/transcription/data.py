@@ -109,13 +109,8 @@ class TranscriptionDataModule(BoosterDataModule):
         g = self.hparams.generate
         if not g or self._has_split(self.hparams.train_split):
             return
-        unknown = set(g) - {"splits", "seconds", "seed", "renderer"}
-        if unknown:
-            raise ConfigError(f"data.generate has unknown keys {sorted(unknown)}")
-        from booster.data.synth import generate_dataset
-        generate_dataset(self.root, split=dict(g.get("splits", {"train": 4, "valid": 1, "test": 1})),
-                         seconds=float(g.get("seconds", 8.0)), seed=int(g.get("seed", 0)),
-                         renderer=g.get("renderer", "auto"), sample_rate=int(self.hparams.sample_rate), mix=False)
+        from booster.data.synth import generate_from_spec
+        generate_from_spec(self.root, g, sample_rate=int(self.hparams.sample_rate), mix=False)
 
     def _has_split(self, split: str) -> bool:
         return (self.root / split).is_dir() or (self.hparams.layout == "pairs" and any(self.root.glob("maestro-v*.csv")))

@@ -133,3 +133,16 @@ def test_cli_splits_and_errors(tmp_path, capsys):
     assert cli_main(["synth", str(tmp_path / "x"), "--renderer", "fluidsynth", "--soundfont",
                      str(tmp_path / "none.sf2")]) == 1
     assert "none.sf2' does not exist" in capsys.readouterr().err
+
+
+def test_generate_from_spec_rejects_unknown_keys_and_writes_splits(tmp_path):
+    import pytest as _pytest
+
+    from booster.data.synth import generate_from_spec
+    from booster.errors import ConfigError
+    with _pytest.raises(ConfigError, match="unknown keys \\['tracks'\\]"):
+        generate_from_spec(tmp_path / "x", {"tracks": 3})
+    report = generate_from_spec(tmp_path / "s", {"splits": {"train": 1, "test": 1}, "seconds": 1.0,
+                                                 "renderer": "numpy"}, mix=False)
+    assert (tmp_path / "s" / "train").is_dir() and (tmp_path / "s" / "test").is_dir()
+    assert report["renderer"] == "numpy"
