@@ -171,7 +171,9 @@ def make_cli_class(links: tuple[str, ...]):
                 trainer["logger"] = CSVLogger(save_dir=trainer.get("default_root_dir") or ".", name=LOG_NAME)
             if self.subcommand == "fit":
                 trainer["callbacks"] = fit_callbacks(trainer, cfg.get("last_every", LAST_EVERY))
-                trainer["use_distributed_sampler"] = False   # ResumableLoader shards by rank itself
+                from booster.training.data import BoosterDataModule
+                if isinstance(cfg.get("data"), BoosterDataModule):   # its ResumableLoader shards by rank itself
+                    trainer["use_distributed_sampler"] = False
             return super().instantiate_trainer(**kwargs)
 
     return BoosterCLI

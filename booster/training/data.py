@@ -8,6 +8,7 @@ loaders, using :meth:`loader`.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import lightning as L
@@ -57,6 +58,23 @@ class BoosterDataModule(L.LightningDataModule):
             raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
         self.batch_size, self.num_workers, self.seed, self.fraction = batch_size, num_workers, seed, fraction
 
+    def __init_subclass__(cls, **kwargs):
+        """Loaders that a subclass's ``train_dataloader`` builds with :meth:`loader` are resumable."""
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("train_dataloader")
+        if fn is None or getattr(fn, "_booster_train", False):
+            return
+
+        @functools.wraps(fn)
+        def train_dataloader(self, *args, **kw):
+            self._building_train = True
+            try:
+                return fn(self, *args, **kw)
+            finally:
+                self._building_train = False
+        train_dataloader._booster_train = True
+        cls.train_dataloader = train_dataloader
+
     def generate(self) -> None:
         """Write data made on first use (synthetic sets); default: nothing."""
 
@@ -67,11 +85,12 @@ class BoosterDataModule(L.LightningDataModule):
                collate_fn=None, train: bool = False) -> torch.utils.data.DataLoader:
         """A DataLoader with the module's workers; ``batch_size`` -1: the module's, None: no batching.
 
-        ``train=True`` (the training loader): a :class:`booster.data.resumable.ResumableLoader`, whose
+        ``train=True`` (the training loader; the default inside a subclass's ``train_dataloader``): a :class:`booster.data.resumable.ResumableLoader`, whose
         position in the data stream is saved in checkpoints, so a resumed run sees the same batches as an
         uninterrupted one (it shards by DDP rank itself: the CLI fits with ``use_distributed_sampler=False``).
         Other loaders draw from their own seeded generator, never from the global RNG."""
         size = self.batch_size if batch_size == -1 else batch_size
+        train = train or getattr(self, "_building_train", False)
         if train and size is not None:
             from booster.data.resumable import ResumableLoader
             return ResumableLoader(dataset, batch_size=size, shuffle=shuffle, seed=self.seed, drop_last=drop_last,
