@@ -185,4 +185,6 @@ def save_pretrained(model, directory) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save_json(directory / "config.json")
     sd = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(sd, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    from ..fsutil import atomic_path
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(sd, str(tmp), metadata={"format": "pt"})
