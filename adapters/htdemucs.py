@@ -200,7 +200,9 @@ def _pretrained(name, repo, sources, sample_rate, channels) -> nn.Module:
     try:
         model = get_model(name, repo=Path(repo) if repo else None)
     except Exception as e:  # demucs raises ModelLoadingError, URL errors offline, ...
-        where = f"in {repo!r}" if repo else "online (no network?); pass pretrained_repo=<folder with .th files>"
+        where = (f"in {repo!r}" if repo else "(demucs downloads it into torch's hub cache, ~/.cache/torch/hub/"
+                 "checkpoints, when online; offline, put its .th file there, or give the recipe a local folder "
+                 "of .th files with --model.pretrained_repo)")
         raise CheckpointError(f"cannot load demucs model {name!r} {where}: {type(e).__name__}: {e}") from None
     if isinstance(model, BagOfModels):
         if len(model.models) != 1:
