@@ -84,3 +84,5 @@ def test_readme_section_runs():
     for i, block in enumerate(blocks):
         exec(compile(block, f"{md.name}[{i}]", "exec"), ns)
     assert ns["stems"].shape == (1, 4, 2, 8000 * 3) and ns["estimates"].shape == (1, 2, 2, 8000)
+    if "rof_stems" in ns:  # the BS-RoFormer example of the same section
+        assert ns["rof_stems"].shape == (1, 4, 2, 44100)
