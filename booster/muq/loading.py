@@ -167,7 +167,8 @@ def _looks_like_hub_id(s: str) -> bool:
 def _download(repo_id, entry, revision, cache_dir) -> Path:
     files = list(entry.files) if entry is not None else ["config.json", "model.safetensors"]
     how = (f"Download it where you have network access (e.g. `huggingface-cli download {repo_id} "
-           f"--local-dir DIR`) and pass the local directory: MuQ.from_pretrained('DIR') or --checkpoint DIR.")
+           f"--local-dir DIR`) and pass the local directory instead of the id: MuQ.from_pretrained('DIR'), "
+           f"--model.backbone DIR in a recipe (fit/validate/test/study), --checkpoint DIR in booster features.")
     try:
         from huggingface_hub import snapshot_download
         path = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,

@@ -110,6 +110,7 @@ def test_hub_id_offline_gives_clear_error(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as e:
         MuQ.from_pretrained("OpenMuQ/MuQ-large-msd-iter", cache_dir=str(tmp_path / "hf"))
     assert "OpenMuQ/MuQ-large-msd-iter" in str(e.value) and "local directory" in str(e.value)
+    assert "--model.backbone DIR" in str(e.value)  # the recipes' option, not only the features command's
 
 
 def test_nonexistent_path():
