@@ -159,10 +159,6 @@ def test_default_layers_follow_the_depth():
 
 def test_muq_mini_checkpoint(tmp_path, capsys):
     """``booster features --checkpoint muq-mini`` with the default layers (muq-mini has 4 layers)."""
-    from pathlib import Path
-    import booster
-    if not (Path(booster.__file__).parent.parent / "checkpoints" / "muq-mini" / "config.json").exists():
-        pytest.skip("muq-mini is not shipped in this checkout yet")
     a = write(tmp_path / "a.wav")
     code, out, err = cli(capsys, a, "-o", tmp_path / "out", "--checkpoint", "muq-mini")
     assert code == 0, err
