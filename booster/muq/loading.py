@@ -8,7 +8,6 @@ missing or unexpected key is an error naming it.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 from pathlib import Path

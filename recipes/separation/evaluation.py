@@ -9,9 +9,6 @@ one row per source. Shapes: references / estimates ``[N, C, S]`` (N sources, C c
 """
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 
 import numpy as np
 import torch
