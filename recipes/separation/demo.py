@@ -131,4 +131,6 @@ def _run(out_dir, say, seconds_budget, seed, train_tracks, test_tracks, track_se
     say(note)
     report["note"] = note
     (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
+    say(f"written: separators {out / 'baseline.safetensors'} and {out / 'boosted.safetensors'}; "
+        f"results {out / 'baseline' / 'results.md'} and {out / 'boosted' / 'results.md'}; report {out / 'demo.json'}")
     return report
