@@ -16,16 +16,12 @@ from booster.errors import ConfigError
 from booster.inject import Boosted, Site
 from booster.models.crafx2 import CRAFx2
 
-from .mix_wave_unet import task_kwargs
+from .mix_wave_unet import mixer_plugin_parts, task_kwargs
 
 NAME = PRESET = "crafx2"
 
 
-def _host(model: nn.Module) -> CRAFx2:
-    host = model.host if isinstance(model, Boosted) else model
-    if not isinstance(host, CRAFx2):
-        raise ConfigError(f"booster.adapters.{NAME} handles booster.models.CRAFx2, got {type(host).__name__}")
-    return host
+_host, site_channels, io_functions, prepare = mixer_plugin_parts(NAME, CRAFx2, "CRAFx2")
 
 
 def build(*, size: str = "full", pretrained: str | None = None, pretrained_repo: str | None = None,
@@ -49,24 +45,6 @@ def from_architecture(**kwargs) -> CRAFx2:
 def default_sites(model: nn.Module, *, fusion: str = "add") -> list[Site]:
     host = _host(model)
     return [Site("latent_in", "B C T", channels=host.site_channels("latent_in"), fusion=fusion)]
-
-
-def site_channels(model: nn.Module, site: Site) -> int | None:
-    try:
-        return _host(model).site_channels(site.path)
-    except ConfigError:
-        return None
-
-
-def io_functions(model: nn.Module) -> dict:
-    host = _host(model)
-    return {"input_fn": host.input_fn, "span_fn": host.span_fn}
-
-
-def prepare(model: nn.Module, **options) -> tuple[nn.Module, dict]:
-    if isinstance(model, Boosted):
-        raise ConfigError("this CRAFx2 is already boosted; boost its .host or a fresh model")
-    return _host(model), io_functions(model)
 
 
 def boost(model: nn.Module, backbone, *, layers=None, sites: list[Site] | None = None, fusion: str = "add",

@@ -19,11 +19,37 @@ from booster.models.mix_wave_unet import MixWaveUNet
 NAME = PRESET = "mix_wave_unet"
 
 
-def _host(model: nn.Module) -> MixWaveUNet:
-    host = model.host if isinstance(model, Boosted) else model
-    if not isinstance(host, MixWaveUNet):
-        raise ConfigError(f"booster.adapters.{NAME} handles booster.models.MixWaveUNet, got {type(host).__name__}")
-    return host
+def mixer_plugin_parts(name: str, cls: type, label: str):
+    """The plug-in functions both mixing hosts share (their models expose ``site_channels(path)``,
+    ``input_fn`` and ``span_fn``): ``(host_of, site_channels, io_functions, prepare)`` for plug-in ``name``
+    handling ``cls`` (``label`` names it in errors)."""
+
+    def host_of(model: nn.Module):
+        host = model.host if isinstance(model, Boosted) else model
+        if not isinstance(host, cls):
+            raise ConfigError(f"booster.adapters.{name} handles booster.models.{cls.__name__}, "
+                              f"got {type(host).__name__}")
+        return host
+
+    def site_channels(model: nn.Module, site: Site) -> int | None:
+        try:
+            return host_of(model).site_channels(site.path)
+        except ConfigError:
+            return None
+
+    def io_functions(model: nn.Module) -> dict:
+        host = host_of(model)
+        return {"input_fn": host.input_fn, "span_fn": host.span_fn}
+
+    def prepare(model: nn.Module, **options) -> tuple[nn.Module, dict]:
+        if isinstance(model, Boosted):
+            raise ConfigError(f"this {label} is already boosted; boost its .host or a fresh model")
+        return host_of(model), io_functions(model)
+
+    return host_of, site_channels, io_functions, prepare
+
+
+_host, site_channels, io_functions, prepare = mixer_plugin_parts(NAME, MixWaveUNet, "Mix-Wave-U-Net")
 
 
 def task_kwargs(task: dict, overrides: dict | None) -> dict:
@@ -59,24 +85,6 @@ def default_sites(model: nn.Module, *, decoder=(), fusion: str = "add") -> list[
     host = _host(model)
     paths = ["bottleneck"] + [f"up.{int(i)}" for i in decoder]
     return [Site(p, "B C T", channels=host.site_channels(p), fusion=fusion) for p in paths]
-
-
-def site_channels(model: nn.Module, site: Site) -> int | None:
-    try:
-        return _host(model).site_channels(site.path)
-    except ConfigError:
-        return None
-
-
-def io_functions(model: nn.Module) -> dict:
-    host = _host(model)
-    return {"input_fn": host.input_fn, "span_fn": host.span_fn}
-
-
-def prepare(model: nn.Module, **options) -> tuple[nn.Module, dict]:
-    if isinstance(model, Boosted):
-        raise ConfigError("this Mix-Wave-U-Net is already boosted; boost its .host or a fresh model")
-    return _host(model), io_functions(model)
 
 
 def boost(model: nn.Module, backbone, *, layers=None, sites: list[Site] | None = None, fusion: str = "add",
