@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from booster.errors import CheckpointError, ConfigError
+from booster.errors import CheckpointError, ConfigError, DownloadError
 from booster.inject import Boosted, Site
 
 PRESET = NAME = "htdemucs"
@@ -187,22 +187,88 @@ def chunk_seconds(model: nn.Module) -> float:
 
 
 def from_published(name: str) -> nn.Module | None:
-    """A published demucs HTDemucs by name (``htdemucs`` or ``demucs:<name>``), else None."""
+    """A published demucs HTDemucs by name (``htdemucs`` or ``demucs:<name>``), else None. Offline, when its
+    weights are not cached: :class:`~booster.errors.DownloadError` at once (for ``booster separate --model``)."""
     bare = name.split(":", 1)[1] if name.startswith("demucs:") else name
-    if not re.fullmatch(r"[A-Za-z0-9_]+", bare):
+    if not re.fullmatch(r"[A-Za-z0-9_]+", bare) or published_urls(bare) is None:
         return None
-    return _pretrained(bare, None, None, None, None)
+    return _pretrained(bare, None, None, None, None,
+                       remedy="or pass --model a .ckpt from `booster fit` or a .safetensors separator file")
 
 
-def _pretrained(name, repo, sources, sample_rate, channels) -> nn.Module:
+# ---- published weights: demucs' list of release files, torch's hub cache, a fast offline check ---------------
+DOWNLOAD_HOST = "dl.fbaipublicfiles.com"   # where demucs' release files (.th) are downloaded from
+CONNECT_TIMEOUT = 3.0                      # seconds for the one reachability check
+
+
+def published_urls(name: str) -> list[str] | None:
+    """Download URLs of the ``.th`` files of the published demucs model ``name`` (a bag name such as
+    ``htdemucs`` or a single signature such as ``955717e8``), from the lists shipped with demucs; None when
+    demucs publishes no model of that name."""
+    import yaml
+    from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+
+    urls = _parse_remote_files(REMOTE_ROOT / "files.txt")   # {signature: url}
+    if name in urls:
+        return [urls[name]]
+    bag = REMOTE_ROOT / f"{name}.yaml"
+    if not bag.is_file():
+        return None
+    sigs = yaml.safe_load(bag.read_text())["models"]
+    return [urls[s] for s in sigs] if all(s in urls for s in sigs) else None
+
+
+def hub_checkpoints() -> Path:
+    """torch's download cache (``torch.hub.get_dir()/checkpoints``), where demucs' release files go."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def missing_files(urls: list[str]) -> list[str]:
+    """The URLs in ``urls`` whose file is not in :func:`hub_checkpoints` yet."""
+    return [u for u in urls if not (hub_checkpoints() / u.rsplit("/", 1)[1]).is_file()]
+
+
+def reachable(host: str, port: int = 443, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """Whether one TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    import socket
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_release(name: str, remedy: str) -> nn.Module:
+    """demucs' release ``name`` through torch's hub cache (demucs' legacy repository: no Hugging Face
+    round trips); checks the download host once, first, when a file is missing."""
+    from demucs.pretrained import REMOTE_ROOT, AnyModelRepo, BagOnlyRepo, RemoteRepo, _parse_remote_files
+
+    missing = missing_files(published_urls(name))
+    if missing and not reachable(DOWNLOAD_HOST):
+        files = " ".join(u.rsplit("/", 1)[1] for u in missing)
+        raise DownloadError(f"demucs model {name!r} is not downloaded and cannot be ({DOWNLOAD_HOST} is unreachable: "
+                            f"offline?): put {files} (from {missing[0].rsplit('/', 1)[0]}/) into "
+                            f"{hub_checkpoints()}, {remedy}")
+    repo = RemoteRepo(_parse_remote_files(REMOTE_ROOT / "files.txt"))
+    return AnyModelRepo(repo, BagOnlyRepo(REMOTE_ROOT, repo)).get_model(name).eval()
+
+
+FIT_REMEDY = ("or pass --model.pretrained_repo DIR (a folder holding those .th files), or --model.pretrained null "
+              "to train from scratch")
+
+
+def _pretrained(name, repo, sources, sample_rate, channels, remedy: str = FIT_REMEDY) -> nn.Module:
     from demucs.apply import BagOfModels
     from demucs.pretrained import get_model
+    if repo is None and published_urls(name) is None:
+        raise CheckpointError(f"demucs publishes no model {name!r}: give a name such as htdemucs, htdemucs_ft, "
+                              "a signature, or a local folder of .th files with --model.pretrained_repo")
     try:
-        model = get_model(name, repo=Path(repo) if repo else None)
-    except Exception as e:  # demucs raises ModelLoadingError, URL errors offline, ...
-        where = (f"in {repo!r}" if repo else "(demucs downloads it into torch's hub cache, ~/.cache/torch/hub/"
-                 "checkpoints, when online; offline, put its .th file there, or give the recipe a local folder "
-                 "of .th files with --model.pretrained_repo)")
+        model = get_model(name, repo=Path(repo)) if repo else _load_release(name, remedy)
+    except DownloadError:
+        raise
+    except Exception as e:  # demucs raises ModelLoadingError, a damaged download, ...
+        where = f"from {repo!r}" if repo else f"from torch's hub cache {str(hub_checkpoints())!r}"
         raise CheckpointError(f"cannot load demucs model {name!r} {where}: {type(e).__name__}: {e}") from None
     if isinstance(model, BagOfModels):
         if len(model.models) != 1:

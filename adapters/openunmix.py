@@ -193,15 +193,37 @@ def loss(model: nn.Module, mix: torch.Tensor, sources: torch.Tensor) -> torch.Te
     return ((Y_hat - Y) ** 2).mean(dim=(2, 3, 4)).mean(0)
 
 
+DOWNLOAD_HOST = "zenodo.org"   # where Open-Unmix's published weights are downloaded from
+REMEDY = ("pass --model.pretrained_repo DIR, a folder holding <source>.json + <source>.pth per source (Open-Unmix's "
+          "training output), or --model.pretrained null to train from scratch")
+
+
+def _check_download(name: str, sources) -> None:
+    """Fail at once, before Open-Unmix's download, when weights of ``name`` are missing from torch's hub cache
+    (a ``<source>-<hash>.pth`` per source) and the download host does not answer."""
+    from booster.adapters.htdemucs import hub_checkpoints, reachable
+    from booster.errors import DownloadError
+
+    cached = all(any(hub_checkpoints().glob(f"{s}-*.pth")) for s in sources)
+    if not cached and not reachable(DOWNLOAD_HOST):
+        raise DownloadError(f"Open-Unmix model {name!r} is not downloaded and cannot be ({DOWNLOAD_HOST} is "
+                            f"unreachable: offline?): put its <source>-<hash>.pth files into {hub_checkpoints()}, or "
+                            + REMEDY)
+
+
 def _pretrained(name, repo, sources, sample_rate, channels, overrides) -> nn.Module:
     folder = Path(repo or name).expanduser()
     if not folder.is_dir():
+        import openunmix
+        spec = getattr(openunmix, f"{name}_spec", None) if name and name.isidentifier() else None
+        if spec is None:
+            raise CheckpointError(f"Open-Unmix model {str(repo or name)!r} is neither a folder nor a published name "
+                                  f"(umxhq, umxl, umx, umxse): {REMEDY}")
+        _check_download(name, sources)
         try:
-            import openunmix
-            targets = getattr(openunmix, f"{name}_spec")(targets=list(sources), device="cpu", pretrained=True)
+            targets = spec(targets=list(sources), device="cpu", pretrained=True)
         except Exception as e:
-            raise CheckpointError(f"cannot load Open-Unmix model {name!r}: {type(e).__name__}: {e}. Pass a folder "
-                                  "holding <source>.json + <source>.pth (Open-Unmix's training output)") from None
+            raise CheckpointError(f"cannot load Open-Unmix model {name!r}: {type(e).__name__}: {e}. {REMEDY}") from None
         first = next(iter(targets.values()))
         n_fft, n_hop, hidden, layers = 4096, 1024, first.hidden_size, first.lstm.num_layers
         states = {s: m.state_dict() for s, m in targets.items()}

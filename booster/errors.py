@@ -24,3 +24,7 @@ class ConfigError(BoosterError, ValueError):
 
 class DatasetError(BoosterError, ValueError):
     """A dataset folder is malformed (missing stem, mismatched sample rates or lengths...)."""
+
+
+class DownloadError(CheckpointError):
+    """Published weights are not cached on this machine and cannot be downloaded (offline)."""
