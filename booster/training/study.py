@@ -124,6 +124,7 @@ def run_config(base: dict, task: str, settings: StudySettings, run: Run) -> dict
     trainer.pop("strategy", None)
     trainer["logger"] = None  # the kit's default: CSVLogger under <run>/logs
     trainer["enable_progress_bar"] = trainer["enable_model_summary"] = False  # one line per run is printed
+    trainer["num_sanity_val_steps"] = 0  # the study tests the final weights; a sanity check per run is waste
     if settings.budget_steps is not None:
         trainer["max_steps"] = settings.budget_steps
     elif settings.budget_minutes is not None:

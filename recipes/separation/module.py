@@ -27,7 +27,8 @@ class SeparationModule(BoosterModule):
 
     Args (separation): sources, sample_rate, channels, segment (training length in seconds; set them under
     ``data:``, they are linked here), source_weights (loss weight per source), eval_overlap (chunk overlap
-    of full-track inference), eval_batch (chunks per batch at inference). The other arguments are the kit's
+    of full-track inference), eval_batch (chunks per batch at inference), eval_bsseval (museval BSSEval v4
+    SDR/SIR/ISR/SAR in the test report; false: global SDR only, much faster, e.g. for studies). The other arguments are the kit's
     (:class:`booster.training.BoosterModule`): host, size, host_kwargs, pretrained, pretrained_repo, boost,
     backbone, backbone_seed, boost_kwargs, feature_cache, lr, adapter_lr, weight_decay, betas, freeze_host,
     ema_decay, eval_dir, run_name, print_report.
@@ -45,8 +46,8 @@ class SeparationModule(BoosterModule):
                  feature_cache: str | None = None, lr: float = 3e-4, adapter_lr: float | None = None,
                  weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), freeze_host: bool = False,
                  ema_decay: float = 0.0, source_weights: list[float] | None = None, eval_overlap: float = 0.25,
-                 eval_batch: int = 4, eval_dir: str | None = None, run_name: str | None = None,
-                 print_report: bool = True):
+                 eval_batch: int = 4, eval_bsseval: bool = True, eval_dir: str | None = None,
+                 run_name: str | None = None, print_report: bool = True):
         if source_weights is not None and len(source_weights) != len(sources):
             raise ConfigError(f"source_weights has {len(source_weights)} values for {len(sources)} sources")
         super().__init__(host=host, host_args=dict(sources=list(sources), sample_rate=sample_rate,
@@ -57,6 +58,8 @@ class SeparationModule(BoosterModule):
                          betas=betas, freeze_host=freeze_host, ema_decay=ema_decay, eval_dir=eval_dir,
                          run_name=run_name, print_report=print_report)
         self.register_buffer("_weights", torch.tensor(source_weights or [1.0] * len(sources)), persistent=False)
+        if not eval_bsseval:  # the report declares only what is measured
+            self.metrics = tuple(m for m in METRICS if m.name == "gSDR")
 
     # ---- kit hooks -------------------------------------------------------------------------------
     def task_meta(self) -> dict:
@@ -67,7 +70,8 @@ class SeparationModule(BoosterModule):
     def evaluated(self) -> dict:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         return {"seconds": getattr(getattr(dm, "hparams", None), "test_seconds", None),
-                "overlap": float(self.hparams.eval_overlap), "sample_rate": int(self.hparams.sample_rate)}
+                "overlap": float(self.hparams.eval_overlap), "sample_rate": int(self.hparams.sample_rate),
+                "bsseval": bool(self.hparams.eval_bsseval)}
 
     def groups(self) -> list[str]:
         return list(self.hparams.sources)
@@ -132,7 +136,8 @@ class SeparationModule(BoosterModule):
         from .evaluation import evaluate_track
         name, mix, sources = self.trainer.datamodule.load_test_track(int(index))
         est = self.separator().separate_tensor(mix.to(self.device), cached=True).cpu()
-        row = evaluate_track(sources, est, list(self.hparams.sources), self.hparams.sample_rate)
+        row = evaluate_track(sources, est, list(self.hparams.sources), self.hparams.sample_rate,
+                             bsseval=bool(self.hparams.eval_bsseval))
         self.add_test_item(name, row)
         self.log("test/gSDR", torch.tensor([r["gSDR"] for r in row.values()]).mean(), batch_size=1)
 

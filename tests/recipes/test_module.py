@@ -117,3 +117,19 @@ def test_pretrained_hosts_from_local_files(tmp_path):
     x = torch.rand(1, 2, 257, 10)
     loaded.eval(), umx.eval()
     torch.testing.assert_close(loaded.target_models["vocals"](x), umx.target_models["vocals"](x))
+
+
+def test_eval_bsseval_false_reports_global_sdr_only(stems_root, tmp_path):
+    """The fast test report (studies): only gSDR is declared and measured, and the report says so."""
+    module = _module("htdemucs", False, eval_bsseval=False, eval_dir=str(tmp_path / "eval"), print_report=False)
+    assert [m.name for m in module.metrics] == ["gSDR"]
+    assert [m.name for m in SeparationModule.metrics][:1] == ["SDR"]  # the class keeps the full set
+    dm = StemsDataModule(str(stems_root), sources=SOURCES, segment=1.0, samples_per_epoch=2, batch_size=2,
+                         test_seconds=1.0)
+    trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1, limit_val_batches=0))
+    trainer.fit(module, dm)
+    trainer.test(module, dm, verbose=False)
+    report = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert [m["name"] for m in report["metrics"]] == ["gSDR"]
+    assert report["evaluated"]["bsseval"] is False
+    assert set(report["summary"]["mean"]) == {"gSDR"}

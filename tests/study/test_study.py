@@ -69,7 +69,7 @@ def test_run_config_sets_variant_subset_seed_budget(tmp_path):
     assert cfg["task"] == "separation" and cfg["seed_everything"] == 3
     t = cfg["trainer"]
     assert t["max_steps"] == 7 and t["default_root_dir"] == str(run.folder) and "strategy" not in t
-    assert t["accelerator"] == "auto" and t["devices"] == 1
+    assert t["accelerator"] == "auto" and t["devices"] == 1 and t["num_sanity_val_steps"] == 0
     assert t["callbacks"][0]["init_args"] == {"dirpath": str(run.folder / "checkpoints"), "monitor": "v"}
     assert cfg["model"]["boost"] is True and cfg["model"]["eval_dir"] == str(run.folder)
     assert cfg["model"]["feature_cache"] == str(tmp_path / "study" / "feature_cache")
