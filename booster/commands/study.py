@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
     p.add_argument("--metric", help="headline metric of the table and plot (default: the task's first)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals (default: 0.95)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="runs trained at the same time, in separate processes "
+                   "sharing the CPU threads, or one GPU each when there are several (default: 1)")
     p.set_defaults(func=run, accepts_extra=True)
 
 
@@ -64,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
                              seeds=parse_seeds(args.seeds), out=args.output, budget_steps=args.budget_steps,
                              budget_minutes=args.budget_minutes, device=device,
                              overrides=list(getattr(args, "extra", [])), metric=args.metric,
-                             confidence=args.confidence)
+                             confidence=args.confidence, jobs=args.jobs)
     run_study(settings)
     return 0

@@ -11,14 +11,19 @@ then both are tested on the same test split with the task's metrics. Layout of `
     out/feature_cache/                 backbone features of fixed inputs, shared by the boosted runs
 
 Resumable: a run whose ``run.json`` says ``done`` with the same settings is kept; any other run folder
-(killed half-way, other settings) is removed and run again.
+(killed half-way, other settings) is removed and run again. ``jobs`` > 1 trains that many runs at a time in
+worker processes (CPU threads shared out; one GPU each when there are several).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 import shutil
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +53,7 @@ class StudySettings:
     overrides: list[str] = field(default_factory=list)
     metric: str | None = None
     confidence: float = 0.95
+    jobs: int = 1
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -67,6 +73,8 @@ class StudySettings:
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"--confidence must be in (0, 1), got {self.confidence}")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ConfigError(f"--jobs must be a whole number of at least 1, got {self.jobs}")
 
 
 @dataclass
@@ -110,15 +118,16 @@ def is_finished(folder: Path, expected: dict) -> bool:
                 and isinstance(state.get("metrics"), dict) and (folder / "results.json").is_file())
 
 
-def run_config(base: dict, task: str, settings: StudySettings, run: Run) -> dict:
-    """The recipe config of one run: the base YAML with the study's settings written into it."""
+def run_config(base: dict, task: str, settings: StudySettings, run: Run, device: str | None = None) -> dict:
+    """The recipe config of one run: the base YAML with the study's settings written into it (``device``:
+    this run's device when it differs from the study's, e.g. ``cuda:1`` for parallel runs)."""
     cfg = copy.deepcopy(base)
     cfg["task"] = task
     cfg["seed_everything"] = run.seed
     trainer = cfg.setdefault("trainer", {}) or {}
     cfg["trainer"] = trainer
     trainer["default_root_dir"] = str(run.folder)
-    name, _, index = settings.device.partition(":")
+    name, _, index = (device or settings.device).partition(":")
     trainer["accelerator"] = ACCELERATORS[name]
     trainer["devices"] = [int(index)] if index else 1  # one device: the runs of a study go one after another
     trainer.pop("strategy", None)
@@ -195,11 +204,12 @@ def run_study(settings: StudySettings, say=print) -> dict:
         raise ConfigError(f"config {settings.config!r} is not a YAML mapping")
     runs = plan(settings)
     settings.out.mkdir(parents=True, exist_ok=True)
-    records, t0 = [], time.perf_counter()
+    records, pending, t0 = {}, [], time.perf_counter()
+    devices = run_devices(settings)
     for i, run in enumerate(runs, 1):
         expected = run_settings(settings, run, task, config_text)
         if is_finished(run.folder, expected):
-            records.append({**read_state(run.folder), "folder": str(run.folder)})
+            records[i] = {**read_state(run.folder), "folder": str(run.folder)}
             say(f"[{i}/{len(runs)}] {run.name}: done before, kept")
             continue
         if run.folder.exists():
@@ -211,53 +221,102 @@ def run_study(settings: StudySettings, say=print) -> dict:
         state = {"settings": expected, "status": "running", "fraction": run.fraction, "seed": run.seed,
                  "variant": run.variant, "folder": str(run.folder)}
         write_text(run.folder / RUN_FILE, json.dumps(state, indent=2) + "\n")
-        cfg_file = run.folder / "config.yaml"
-        write_text(cfg_file, yaml.safe_dump(run_config(base, task, settings, run), sort_keys=False))
-        state.update(fit_and_test(task, cfg_file, settings.overrides, run.folder))
-        state["status"] = "done"
+        cfg = run_config(base, task, settings, run, devices[len(pending) % len(devices)])
+        write_text(run.folder / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        pending.append((i, run, state))
+
+    def finish(i, run, state, result):
+        state.update(result, status="done")
         write_text(run.folder / RUN_FILE, json.dumps(state, indent=2, allow_nan=False) + "\n")
-        records.append(state)
+        records[i] = state
         head = settings.metric or state["headline"]
         value = state["metrics"].get(head) if head else None
         say(f"[{i}/{len(runs)}] {run.name}: {state['steps']} steps in {state['train_seconds']:.1f} s, "
             f"test {state['test_seconds']:.1f} s, {head} = {stats._fmt(value)} ({state['device']})")
-        write_outputs(settings, task, records, complete=False)
-    study = write_outputs(settings, task, records, complete=True)
+        write_outputs(settings, task, [records[k] for k in sorted(records)], complete=False)
+
+    if settings.jobs == 1 or len(pending) < 2:
+        for i, run, state in pending:
+            finish(i, run, state, fit_and_test(task, run.folder / "config.yaml", settings.overrides, run.folder))
+    else:
+        run_parallel(settings, task, pending, finish, say)
+    study = write_outputs(settings, task, [records[k] for k in sorted(records)], complete=True)
     say(f"study of {len(runs)} runs finished in {time.perf_counter() - t0:.1f} s -> "
         f"{settings.out / 'study.md'}, study.json, study.png")
     return study
 
 
-def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Path) -> dict:
-    """Train one run from its config, test the trained weights, return its record (metrics, timing)."""
-    import logging
-    import sys
-    import warnings
+def run_devices(settings: StudySettings) -> list[str | None]:
+    """Devices the runs take in turn: with ``jobs`` > 1 and several GPUs, one GPU per concurrent run."""
+    if settings.jobs > 1 and settings.device in ("auto", "cuda", "gpu"):
+        import torch
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n > 1:
+            return [f"cuda:{k % n}" for k in range(settings.jobs)]
+    return [None]
 
-    from .cli import make_cli_class, recipe
 
+def run_parallel(settings: StudySettings, task: str, pending: list, finish, say) -> None:
+    """Run ``pending`` in ``settings.jobs`` worker processes (each with its share of the CPU threads); data
+    that the config makes on first use is made once, here, before the workers start."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    import torch
+
+    _, first, _ = pending[0]
+    with _quiet_cli():
+        _make_cli(task, first.folder / "config.yaml", settings.overrides).datamodule.prepare_data()
+    threads = max(1, torch.get_num_threads() // settings.jobs)
+    say(f"{len(pending)} runs in {settings.jobs} parallel processes, {threads} CPU thread(s) each")
+    pool = ProcessPoolExecutor(settings.jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=torch.set_num_threads, initargs=(threads,))
+    try:
+        futures = {pool.submit(fit_and_test, task, run.folder / "config.yaml", settings.overrides, run.folder):
+                   (i, run, state) for i, run, state in pending}
+        todo = set(futures)
+        while todo:
+            done, todo = wait(todo, return_when=FIRST_EXCEPTION)
+            for f in sorted(done, key=lambda f: futures[f][0]):
+                finish(*futures[f], f.result())  # a failed run raises here; the others are cancelled
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _quiet_cli():
+    """LightningCLI inside a study: no device lines and tips per run, and the arguments given explicitly."""
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("lightning")] + ["lightning"]:
-        logging.getLogger(name).setLevel(logging.WARNING)  # no device lines and tips for every run
-    module_cls, data_cls, links = recipe(task)
-    argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments are given explicitly
+        logging.getLogger(name).setLevel(logging.WARNING)
+    argv, sys.argv = sys.argv, sys.argv[:1]
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(LeafSpec|smaller than the logging interval).*")
-            cli = make_cli_class(links)(module_cls, data_cls, run=False,
-                                        args=["--config", str(config_file), *overrides],
-                                        save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                                        parser_kwargs={"prog": "booster study"})
-            trainer = cli.trainer
-            t = time.perf_counter()
-            trainer.fit(cli.model, cli.datamodule)
-            train_s = time.perf_counter() - t
-            if trainer.interrupted:  # never mark a cut-short run as done
-                raise KeyboardInterrupt
-            t = time.perf_counter()
-            trainer.test(cli.model, cli.datamodule, verbose=False)
-            test_s = time.perf_counter() - t
+            yield
     finally:
         sys.argv = argv
+
+
+def _make_cli(task: str, config_file: Path, overrides: list[str]):
+    from .cli import make_cli_class, recipe
+    module_cls, data_cls, links = recipe(task)
+    return make_cli_class(links)(module_cls, data_cls, run=False, args=["--config", str(config_file), *overrides],
+                                 save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                                 parser_kwargs={"prog": "booster study"})
+
+
+def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Path) -> dict:
+    """Train one run from its config, test the trained weights, return its record (metrics, timing)."""
+    with _quiet_cli():
+        cli = _make_cli(task, config_file, overrides)
+        trainer = cli.trainer
+        t = time.perf_counter()
+        trainer.fit(cli.model, cli.datamodule)
+        train_s = time.perf_counter() - t
+        if trainer.interrupted:  # never mark a cut-short run as done
+            raise KeyboardInterrupt
+        t = time.perf_counter()
+        trainer.test(cli.model, cli.datamodule, verbose=False)
+        test_s = time.perf_counter() - t
     try:
         report = json.loads((folder / "results.json").read_text())
     except (OSError, json.JSONDecodeError) as e:

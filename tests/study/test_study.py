@@ -143,6 +143,23 @@ def test_tiny_study_writes_three_files(tiny_studies, task):
     assert main(["plot", str(out), "-o", str(out / "curves.png")]) == 0
 
 
+def test_parallel_jobs_give_the_sequential_results(tiny_studies, tmp_path, capsys):
+    """``--jobs 2``: the data made on first use is made once before the workers start (fresh data root), the
+    runs train in two processes, and study.json lists the same runs in the same order with the same numbers."""
+    seq = json.loads((_tiny(tiny_studies, "separation") / "study.json").read_text())
+    _run_tiny("separation", tmp_path / "study", tmp_path / "data", extra=("--jobs", "2"))
+    assert "4 runs in 2 parallel processes" in capsys.readouterr().out
+    par = json.loads((tmp_path / "study" / "study.json").read_text())
+    key = lambda r: (r["fraction"], r["variant"])  # noqa: E731
+    assert [key(r) for r in par["runs"]] == [key(r) for r in seq["runs"]]
+    for a, b in zip(seq["runs"], par["runs"]):
+        assert a["steps"] == b["steps"] and set(a["metrics"]) == set(b["metrics"])
+        for m, v in a["metrics"].items():
+            assert (v is None and b["metrics"][m] is None) or b["metrics"][m] == pytest.approx(v, rel=1e-4, abs=1e-4)
+    with pytest.raises(ConfigError, match="--jobs"):
+        _settings(tmp_path, jobs=0)
+
+
 def test_resume_keeps_finished_runs_and_redoes_the_others(tiny_studies, tmp_path, capsys):
     src = _tiny(tiny_studies, "separation")
     out = tmp_path / "study"
