@@ -58,7 +58,7 @@ def _tone(program: int, note: pretty_midi.Note, sr: int, rng: np.random.Generato
     vibrato = 0.0
     if program in (52, 53, 54, 85):  # voice: vibrato after 150 ms, formant weighting
         vibrato = 0.006 * np.clip((t - 0.15) * 4, 0, 1) * np.sin(2 * np.pi * 5.5 * t + rng.uniform(0, 6.28))
-    phase = 2 * np.pi * f0 * np.cumsum(1 + vibrato) / sr
+    phase = 2 * np.pi * f0 * np.cumsum(np.ones(n) + vibrato) / sr   # [n] (vibrato may be the scalar 0)
     harmonics = np.arange(1, max(2, min(16, int(sr / 2.2 / f0))) + 1)
     decay_h = np.full(len(harmonics), np.inf)
     if family in (4, 6, 11) or program in (52, 53, 54, 85, 88, 89, 90, 91, 94):  # strings, brass, pads, voice
