@@ -14,6 +14,7 @@ import lightning as L
 import torch
 
 from ...errors import ConfigError
+from ...fsutil import atomic_path, write_text
 from ...muq import MuQ, MuQConfig
 from .masked import MaskedPredictor
 from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
@@ -187,11 +188,12 @@ def export(module: PretrainModule, directory: str | Path, name: str = "muq-pretr
     enc.save_pretrained(directory)
     enc.train(was_training)
     parts = {k: v.detach().contiguous().cpu() for k, v in module.model.training_parts().items()}
-    save_file(parts, str(directory / "training_parts.safetensors"))
+    with atomic_path(directory / "training_parts.safetensors") as tmp:
+        save_file(parts, str(tmp))
     meta = {"name": name, "global_step": int(module.global_step if step is None else step),
             "hparams": {k: v for k, v in dict(module.hparams).items() if _jsonable(v)}}
     meta.update(extra or {})
-    (directory / "training.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    write_text(directory / "training.json", json.dumps(meta, indent=2, sort_keys=True))
     return directory
 
 

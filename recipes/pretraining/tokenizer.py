@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import CheckpointError
+from ...fsutil import atomic_path, write_text
 
 FORMAT_VERSION = 1
 
@@ -168,11 +169,11 @@ class MelRVQ(nn.Module):
         """Write ``<path>.safetensors`` + ``<path>.json``; returns the safetensors path."""
         from safetensors.torch import save_file
         path = Path(path).with_suffix("")
-        path.parent.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(sd, str(path) + ".safetensors")
         meta = {"format_version": FORMAT_VERSION, "class": "MelRVQ", "config": asdict(self.config)}
-        Path(str(path) + ".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_text(str(path) + ".json", json.dumps(meta, indent=2))  # description first: a weights file
+        with atomic_path(str(path) + ".safetensors") as tmp:           # is never there without it
+            save_file(sd, str(tmp))
         return Path(str(path) + ".safetensors")
 
     @classmethod

@@ -35,6 +35,9 @@ def test_booster_fit_pretraining_runs_both_stages_and_exports(music_dir, tmp_pat
     assert (root / "tokenizer.safetensors").is_file() and (root / "tokenizer_stat.json").is_file()
     meta = json.loads((root / "export" / "training.json").read_text())
     assert meta["global_step"] == 2
+    from booster.fsutil import current_umask
+    for p in [*root.glob("tokenizer*"), *(root / "export").iterdir()]:  # written atomically, umask honoured
+        assert p.stat().st_mode & 0o777 == 0o666 & ~current_umask(), p.name
     model = MuQ.from_pretrained(root / "export")
     assert model.num_layers == 2 and model.hidden_size == 32
     stat = json.loads((root / "tokenizer_stat.json").read_text())
