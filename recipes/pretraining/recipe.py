@@ -12,16 +12,71 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from ...errors import ConfigError
+from ...training.data import BoosterDataModule
 from .data import CropDataset, build_cache
 from .masked import MaskedPredictor
 from .module import PretrainModule, export, init_encoder, mel_statistics
 from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
 
 
-class PretrainingData(L.LightningDataModule):
+class StreamCrops(CropDataset):
+    """Training crops that a resumed run sees again: crop ``i`` of epoch ``e`` is a pure function of
+    ``(seed, e, i)`` (random file, in proportion to duration, and random start, as :class:`CropDataset`).
+    ``e`` is the epoch of the :class:`~booster.data.resumable.ResumableLoader` made by :func:`crop_loader`
+    (it is set before each epoch's items are drawn, also in worker processes)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sampler = None   # the loader's sampler: its ``epoch``
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """→ ``[S]`` float32 (zero-padded if the file is shorter than the crop)."""
+        epoch = 0 if self.sampler is None else int(self.sampler.epoch)
+        rng = np.random.default_rng([int(self.seed), epoch, int(index)])
+        audio = self._array(self.entries[rng.choice(len(self.entries), p=self.weights)]["cache"])
+        start = int(rng.integers(0, max(1, audio.shape[0] - self.samples + 1)))
+        crop = np.zeros(self.samples, dtype=np.float32)
+        piece = np.asarray(audio[start:start + self.samples], dtype=np.float32)
+        crop[:len(piece)] = piece
+        return torch.from_numpy(crop)
+
+
+def crop_loader(dataset: StreamCrops, batch_size: int, seed: int = 0, num_workers: int = 0):
+    """A :class:`~booster.data.resumable.ResumableLoader` of ``dataset`` (batches ``[B, S]``): a checkpoint
+    stores its position, so a resumed run continues with the same crops."""
+    from ...data.resumable import ResumableLoader
+    loader = ResumableLoader(dataset, batch_size=batch_size, seed=seed, num_workers=num_workers,
+                             persistent_workers=False)
+    dataset.sampler = loader.sampler
+    return loader
+
+
+class ValidationKeepsRng(L.Callback):
+    """Validation draws random masks, noise and data loader seeds; this puts every generator back as it was
+    after the last training step, so the training stream does not depend on where validation ran (a
+    checkpoint saved at a step that also validates holds the state from before validation: a resumed run
+    must see the same). The state is taken at each step's end, before Lightning creates the validation
+    loader's iterator (which draws a seed)."""
+
+    def __init__(self):
+        self._states = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        from ...data.resumable import rng_states
+        self._states = rng_states()
+
+    def on_validation_end(self, trainer, pl_module):
+        from ...data.resumable import set_rng_states
+        if self._states is not None and not trainer.sanity_checking:
+            set_rng_states(self._states)
+            self._states = None
+
+
+class PretrainingData(BoosterDataModule):
     """Random crops of any folders of audio (+ optional synthetic renders).
 
     Args:
@@ -31,12 +86,13 @@ class PretrainingData(L.LightningDataModule):
         holdout: every ``holdout``-th file is held back for validation.
         synth: optional ``{"root": DIR, "tracks": N, "seconds": S, "seed": 0}``: songs rendered with
             ``booster.data.synth.generate_dataset`` on first use (once per node); their mixtures are used.
+        seed: the training crops (:class:`StreamCrops`); a resumed run continues the same stream.
     """
 
     def __init__(self, folders: list[str] | None = None, cache_dir: str = "data/pretraining_cache",
                  seconds: float = 8.0, batch_size: int = 8, samples_per_epoch: int = 8000, val_crops: int = 16,
-                 holdout: int = 10, num_workers: int = 0, synth: dict | None = None):
-        super().__init__()
+                 holdout: int = 10, num_workers: int = 0, synth: dict | None = None, seed: int = 0):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
         self.entries = None
 
@@ -61,19 +117,15 @@ class PretrainingData(L.LightningDataModule):
         if self.entries is None:
             self.entries = build_cache(self._sources(), self.hparams.cache_dir, log=None)
         h = self.hparams
-        self.train_set = CropDataset(self.entries, h.cache_dir, h.seconds, h.samples_per_epoch, "train", h.holdout)
+        self.train_set = StreamCrops(self.entries, h.cache_dir, h.seconds, h.samples_per_epoch, "train", h.holdout,
+                                     seed=h.seed)
         self.val_set = CropDataset(self.entries, h.cache_dir, h.seconds, h.val_crops, "val", h.holdout)
 
-    def _loader(self, ds):
-        w = self.hparams.num_workers
-        return torch.utils.data.DataLoader(ds, batch_size=self.hparams.batch_size, num_workers=w,
-                                           persistent_workers=w > 0)
-
     def train_dataloader(self):
-        return self._loader(self.train_set)
+        return crop_loader(self.train_set, self.batch_size, self.seed, self.num_workers)
 
     def val_dataloader(self):
-        return self._loader(self.val_set)
+        return self.loader(self.val_set)
 
 
 def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: float = 2e-3,
@@ -163,8 +215,9 @@ class PretrainingModule(PretrainModule):
         dm.setup("fit")
 
         def batches():
+            loader = dm.train_dataloader()   # one loader: its epochs give new crops
             while True:
-                yield from dm.train_dataloader()
+                yield from loader
 
         it = batches()
         stat = None
@@ -192,14 +245,26 @@ class PretrainingModule(PretrainModule):
         tok_path.with_name(tok_path.stem + "_metrics.json").write_text(json.dumps(metrics, indent=2))
 
     def configure_optimizers(self):
+        # the schedule's length is the trainer's; not a hyper-parameter of this class (checkpoints must not
+        # carry it: `--ckpt_path` re-applies their hyper-parameters as options)
         self.hparams.max_steps = max(2, int(self.trainer.max_steps)) if self.trainer.max_steps > 0 else 10_000
-        return super().configure_optimizers()
+        try:
+            return super().configure_optimizers()
+        finally:
+            del self.hparams["max_steps"]
 
     def _export(self):
         if self.trainer.is_global_zero:
             export(self, self.hparams.export_dir or self._root() / "export")
 
+    def configure_callbacks(self):
+        return [ValidationKeepsRng()]
+
     def on_save_checkpoint(self, checkpoint):
+        from ...training.checkpoint import FORMAT, FORMAT_VERSION
+        # what `booster fit|validate|test --ckpt_path` checks before Lightning reads the file
+        checkpoint["booster"] = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": "pretraining",
+                                 "size": self.hparams.size, "init": self.hparams.init}
         self._export()
 
     def on_fit_end(self):

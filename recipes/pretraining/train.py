@@ -19,8 +19,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from .data import loaders
+from ...data.resumable import RngStateCallback
+from ...fsutil import atomic_path
+from .data import build_cache, loaders
 from .module import PretrainModule, TokenizerModule, export, mel_statistics
+from .recipe import StreamCrops, ValidationKeepsRng, crop_loader
 from .tokenizer import MelRVQ
 
 
@@ -67,12 +70,14 @@ class PeriodicExport(L.Callback):
 
 
 def _trainer(run: Path, max_steps: int, precision: str, accumulate: int, val_every: int,
-             ckpt_minutes: float, max_minutes: float | None, callbacks=(), devices="auto", strategy="auto"):
-    from lightning.pytorch.callbacks import ModelCheckpoint
+             ckpt_minutes: float, max_minutes: float | None, callbacks=(), devices="auto", strategy="auto",
+             **kwargs):
     from lightning.pytorch.loggers import CSVLogger
-    ckpt = ModelCheckpoint(dirpath=run / "checkpoints", save_last=True, save_top_k=0,
-                           train_time_interval=timedelta(minutes=ckpt_minutes))
-    return L.Trainer(max_steps=max_steps, precision=precision, accumulate_grad_batches=accumulate,
+
+    from ...data.resumable import AtomicModelCheckpoint
+    ckpt = AtomicModelCheckpoint(dirpath=run / "checkpoints", save_last=True, save_top_k=0,
+                                 train_time_interval=timedelta(minutes=ckpt_minutes))
+    return L.Trainer(**kwargs, max_steps=max_steps, precision=precision, accumulate_grad_batches=accumulate,
                      val_check_interval=val_every, check_val_every_n_epoch=None, gradient_clip_val=1.0,
                      max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
                      callbacks=[ckpt, TextLog(), *callbacks], logger=CSVLogger(str(run), name="logs"),
@@ -121,14 +126,19 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
                 ckpt_minutes: float = 5.0, max_minutes: float | None = None, cqt_weight: float = 0.0,
                 mask_prob: float | None = None, mask_hop: float | None = None, teacher: str | None = None,
                 teacher_layer: int | None = None, devices="auto", strategy="auto", seed: int = 0,
-                cache: str | None = None) -> Path:
-    """Stage 2: masked token prediction; resumes from ``run/checkpoints/last.ckpt``; exports to
-    ``run/export`` (official layout) at every checkpoint and at the end."""
+                cache: str | None = None, callbacks=()) -> Path:
+    """Stage 2: masked token prediction; resumes from ``run/checkpoints/last.ckpt`` exactly (the same crops,
+    generator states and weights as an uninterrupted run: :class:`~.recipe.StreamCrops` through a
+    ResumableLoader, RngStateCallback); exports to ``run/export`` (official layout) at every checkpoint and at
+    the end. ``callbacks``: more Lightning callbacks."""
     run = Path(run)
     cache = cache or str(run.parent / "audio_cache")
     L.seed_everything(seed, workers=True)
     stat = json.loads((run / "stat.json").read_text()) if init is None else None
-    train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps * accumulate)
+    _, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps * accumulate)
+    crops = StreamCrops(build_cache(data, cache, log=None), cache, seconds, steps * accumulate * batch_size, "train",
+                        seed=seed)
+    train = crop_loader(crops, batch_size, seed)
     print(f"training audio: {hours:.2f} h; held back: {val_hours:.2f} h", flush=True)
     module = PretrainModule(tokenizer=str(run / "tokenizer.safetensors"), size=size, stat=stat, init=init,
                             mask_prob=mask_prob, mask_hop=mask_hop, cqt_weight=cqt_weight, teacher=teacher,
@@ -139,11 +149,14 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     extra = {"hours": round(hours, 3), "seconds_per_crop": seconds, "batch_size": batch_size,
              "accumulate": accumulate}
     trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
-                       [PeriodicExport(run / "export", extra), StopFile(run / "STOP")], devices, strategy)
+                       [PeriodicExport(run / "export", extra), StopFile(run / "STOP"), RngStateCallback(),
+                        ValidationKeepsRng(), *callbacks], devices, strategy,
+                       use_distributed_sampler=False)   # the ResumableLoader shards by rank itself
     last = run / "checkpoints" / "last.ckpt"
     trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
     if trainer.is_global_zero:
-        trainer.save_checkpoint(str(last))
+        with atomic_path(last) as tmp:
+            trainer.save_checkpoint(str(tmp))
         export(module, run / "export", extra=extra)
         print(f"exported to {run / 'export'}", flush=True)
     return run / "export"
