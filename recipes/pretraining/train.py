@@ -6,7 +6,8 @@
 
 ``RUN`` holds everything a run needs to resume: ``stat.json`` (mel statistics), ``tokenizer.*``,
 ``checkpoints/last.ckpt`` (Lightning, saved every few minutes) and ``export/`` (official layout,
-refreshed at every checkpoint). Re-running ``encoder`` with the same ``RUN`` resumes.
+refreshed at every checkpoint). Re-running ``encoder`` with the same ``RUN`` resumes exactly (same crops,
+generator states and weights as an uninterrupted run), also after ``touch RUN/STOP``.
 """
 from __future__ import annotations
 
@@ -47,14 +48,21 @@ class TextLog(L.Callback):
 
 
 class StopFile(L.Callback):
-    """Ends training cleanly (checkpoint + export) when the file ``path`` appears (``touch RUN/STOP``)."""
+    """Ends training cleanly when the file ``path`` appears (``touch RUN/STOP``): writes ``last`` at that step,
+    as a periodic checkpoint does (mid-epoch, so re-running continues exactly), then stops."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, last: Path | None = None):
+        self.path, self.last, self.stopped = path, last, False
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if self.path.exists():
+        if self.path.exists() and not self.stopped:
             print(f"{self.path} found: stopping at step {trainer.global_step}", flush=True)
+            if self.last is not None and trainer.is_global_zero:
+                with atomic_path(self.last) as tmp:
+                    trainer.save_checkpoint(str(tmp))
+            elif self.last is not None:
+                trainer.save_checkpoint(str(self.last))   # collective call; rank 0 writes
+            self.stopped = True
             trainer.should_stop = True
 
 
@@ -148,13 +156,14 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     print(f"encoder: {n_params / 1e6:.2f} M parameters, {module.encoder.config.architecture()}", flush=True)
     extra = {"hours": round(hours, 3), "seconds_per_crop": seconds, "batch_size": batch_size,
              "accumulate": accumulate}
-    trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
-                       [PeriodicExport(run / "export", extra), StopFile(run / "STOP"), RngStateCallback(),
-                        ValidationKeepsRng(), *callbacks], devices, strategy,
-                       use_distributed_sampler=False)   # the ResumableLoader shards by rank itself
     last = run / "checkpoints" / "last.ckpt"
+    stop = StopFile(run / "STOP", last)
+    trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
+                       [PeriodicExport(run / "export", extra), stop, RngStateCallback(), ValidationKeepsRng(),
+                        *callbacks], devices, strategy,
+                       use_distributed_sampler=False)   # the ResumableLoader shards by rank itself
     trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and not stop.stopped:   # a STOP file wrote last.ckpt at its step already
         with atomic_path(last) as tmp:
             trainer.save_checkpoint(str(tmp))
         export(module, run / "export", extra=extra)

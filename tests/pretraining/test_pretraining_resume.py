@@ -1,6 +1,7 @@
 """Pretraining resumes exactly (issue 9): a `booster fit --config pretraining/debug` run killed after its step-2
 checkpoint and resumed with ``--ckpt_path last`` ends with bit-for-bit the weights of an uninterrupted 4-step
-run (same crops, same RNG state, same optimizer state); the staged ``train.py`` encoder loop likewise."""
+run (same crops, same RNG state, same optimizer state); the staged ``train.py`` encoder loop likewise, also
+when stopped by its STOP file."""
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -29,6 +30,17 @@ class Steps(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.seen.append(trainer.global_step)
+
+
+class Touch(pl.Callback):
+    """Creates ``path`` at the end of step ``step`` (what `touch RUN/STOP` does from outside)."""
+
+    def __init__(self, path, step):
+        self.path, self.step = path, step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step:
+            self.path.touch()
 
 
 def fit(music_dir, root, *extra):
@@ -113,3 +125,10 @@ def test_train_py_encoder_stage_resumes_bit_for_bit(music_dir, tmp_path):
     steps = Steps()
     run_encoder([music_dir], c, ckpt_minutes=60, callbacks=[steps], **enc)   # still resumes, not exactly
     assert steps.seen == [2, 3] and state(c)["global_step"] == 4
+    d = tmp_path / "d"   # `touch RUN/STOP` at step 3 (after the check of step 2), then the same command again
+    shutil.copytree(a, d, ignore=shutil.ignore_patterns("checkpoints", "export", "logs"))
+    run_encoder([music_dir], d, ckpt_minutes=60, callbacks=[Touch(d / "STOP", 2)], **enc)
+    assert state(d)["global_step"] == 3
+    (d / "STOP").unlink()
+    run_encoder([music_dir], d, ckpt_minutes=60, **enc)
+    assert [k for k, v in full["state_dict"].items() if not torch.equal(v, state(d)["state_dict"][k])] == []
