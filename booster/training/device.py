@@ -42,3 +42,11 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
     elif dev.type != "cpu":
         raise ConfigError(f"--device {name!r}: unsupported device type {dev.type!r}; use cpu or cuda")
     return dev
+
+
+def parallel_devices(name: str, jobs: int) -> list[str | None]:
+    """Devices for ``jobs`` concurrent runs asked to run on ``name`` (auto/cuda/gpu): one GPU each, in turn,
+    when there are several; otherwise ``[None]`` (every run on ``name`` itself)."""
+    if jobs > 1 and name in ("auto", "cuda", "gpu") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return [f"cuda:{k % torch.cuda.device_count()}" for k in range(jobs)]
+    return [None]

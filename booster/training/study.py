@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import shutil
@@ -31,6 +32,7 @@ from booster.errors import ConfigError
 from booster.fsutil import write_text
 
 from . import stats
+from .device import parallel_devices
 from .plots import study_plot
 
 STUDY_VERSION = 1
@@ -189,7 +191,7 @@ def check_overrides(overrides: list[str]) -> None:
                               "(--fractions, --seeds, --budget-steps/--budget-minutes, -o)")
 
 
-def run_study(settings: StudySettings, say=print) -> dict:
+def run_study(settings: StudySettings, say=functools.partial(print, flush=True)) -> dict:
     """Run (or resume) the study; write ``study.json``, ``study.md`` and ``study.png``; return the study."""
     import yaml
 
@@ -205,7 +207,7 @@ def run_study(settings: StudySettings, say=print) -> dict:
     runs = plan(settings)
     settings.out.mkdir(parents=True, exist_ok=True)
     records, pending, t0 = {}, [], time.perf_counter()
-    devices = run_devices(settings)
+    devices = parallel_devices(settings.device, settings.jobs)
     for i, run in enumerate(runs, 1):
         expected = run_settings(settings, run, task, config_text)
         if is_finished(run.folder, expected):
@@ -246,16 +248,6 @@ def run_study(settings: StudySettings, say=print) -> dict:
     return study
 
 
-def run_devices(settings: StudySettings) -> list[str | None]:
-    """Devices the runs take in turn: with ``jobs`` > 1 and several GPUs, one GPU per concurrent run."""
-    if settings.jobs > 1 and settings.device in ("auto", "cuda", "gpu"):
-        import torch
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n > 1:
-            return [f"cuda:{k % n}" for k in range(settings.jobs)]
-    return [None]
-
-
 def run_parallel(settings: StudySettings, task: str, pending: list, finish, say) -> None:
     """Run ``pending`` in ``settings.jobs`` worker processes (each with its share of the CPU threads); data
     that the config makes on first use is made once, here, before the workers start."""
@@ -285,6 +277,7 @@ def run_parallel(settings: StudySettings, task: str, pending: list, finish, say)
 @contextlib.contextmanager
 def _quiet_cli():
     """LightningCLI inside a study: no device lines and tips per run, and the arguments given explicitly."""
+    import lightning.pytorch  # noqa: F401  (its loggers exist from here on)
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("lightning")] + ["lightning"]:
         logging.getLogger(name).setLevel(logging.WARNING)
     argv, sys.argv = sys.argv, sys.argv[:1]

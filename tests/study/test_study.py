@@ -216,3 +216,17 @@ def test_missing_gpu_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("booster study: error: --device") and "\n" not in err
     assert not (tmp_path / "study.json").exists()
+
+
+def test_parallel_devices_one_gpu_per_concurrent_run(monkeypatch):
+    import torch
+
+    from booster.training.device import parallel_devices
+    assert parallel_devices("cpu", 4) == [None]
+    assert parallel_devices("auto", 1) == [None]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no GPU here: pretend two
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert parallel_devices("cuda", 3) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert parallel_devices("cuda:1", 3) == [None]  # an explicit GPU: every run there
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert parallel_devices("auto", 2) == [None]
