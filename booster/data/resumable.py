@@ -177,10 +177,18 @@ def _callback_base():
 
 class RngStateCallback(_callback_base()):
     """Saves :func:`rng_states` in checkpoints; restores them before the first training batch after a
-    resume (so whatever Lightning draws while restoring, e.g. a sanity check, does not shift them)."""
+    resume (so whatever Lightning draws while restoring, e.g. a sanity check, does not shift them).
+
+    Validation leaves the training stream untouched: the states taken at the end of each training step are
+    put back when a validation ends. A checkpoint written at a step that also validates holds the states
+    from before that validation (or, written at validation end, the ones put back), so the uninterrupted
+    run must continue from them too; validation draws (masks, noise, and the base seed a ``DataLoader``
+    without ``generator=`` takes from torch's RNG when Lightning creates its iterator, before any
+    validation hook) would otherwise shift the uninterrupted run only."""
 
     def __init__(self):
         self._restore: dict | None = None
+        self._after_step: dict | None = None
 
     def state_dict(self) -> dict:
         return {"version": STATE_VERSION, "states": _to_safe(rng_states())}
@@ -192,6 +200,14 @@ class RngStateCallback(_callback_base()):
         if self._restore is not None:
             set_rng_states(self._restore)
             self._restore = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._after_step = rng_states()   # before Lightning creates a validation iterator
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._after_step is not None and not trainer.sanity_checking:
+            set_rng_states(self._after_step)
+            self._after_step = None
 
 
 def _model_checkpoint_base():

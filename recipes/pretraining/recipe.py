@@ -55,27 +55,6 @@ def crop_loader(dataset: StreamCrops, batch_size: int, seed: int = 0, num_worker
     return loader
 
 
-class ValidationKeepsRng(L.Callback):
-    """Validation draws random masks, noise and data loader seeds; this puts every generator back as it was
-    after the last training step, so the training stream does not depend on where validation ran (a
-    checkpoint saved at a step that also validates holds the state from before validation: a resumed run
-    must see the same). The state is taken at each step's end, before Lightning creates the validation
-    loader's iterator (which draws a seed)."""
-
-    def __init__(self):
-        self._states = None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        from ...data.resumable import rng_states
-        self._states = rng_states()
-
-    def on_validation_end(self, trainer, pl_module):
-        from ...data.resumable import set_rng_states
-        if self._states is not None and not trainer.sanity_checking:
-            set_rng_states(self._states)
-            self._states = None
-
-
 class PretrainingData(BoosterDataModule):
     """Random crops of any folders of audio (+ optional synthetic renders).
 
@@ -256,9 +235,6 @@ class PretrainingModule(PretrainModule):
     def _export(self):
         if self.trainer.is_global_zero:
             export(self, self.hparams.export_dir or self._root() / "export")
-
-    def configure_callbacks(self):
-        return [ValidationKeepsRng()]
 
     def on_save_checkpoint(self, checkpoint):
         from ...training.checkpoint import FORMAT, FORMAT_VERSION

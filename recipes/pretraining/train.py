@@ -24,7 +24,7 @@ from ...data.resumable import RngStateCallback
 from ...fsutil import atomic_path
 from .data import build_cache, loaders
 from .module import PretrainModule, TokenizerModule, export, mel_statistics
-from .recipe import StreamCrops, ValidationKeepsRng, crop_loader
+from .recipe import StreamCrops, crop_loader
 from .tokenizer import MelRVQ
 
 
@@ -159,8 +159,8 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     last = run / "checkpoints" / "last.ckpt"
     stop = StopFile(run / "STOP", last)
     trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
-                       [PeriodicExport(run / "export", extra), stop, RngStateCallback(), ValidationKeepsRng(),
-                        *callbacks], devices, strategy,
+                       [PeriodicExport(run / "export", extra), stop, RngStateCallback(), *callbacks],
+                       devices, strategy,
                        use_distributed_sampler=False)   # the ResumableLoader shards by rank itself
     trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
     if trainer.is_global_zero and not stop.stopped:   # a STOP file wrote last.ckpt at its step already
