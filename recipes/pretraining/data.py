@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from ...errors import ConfigError
 
@@ -86,7 +86,10 @@ class CropDataset(Dataset):
     """Random crops of ``seconds`` from the cached files, chosen in proportion to file duration.
 
     ``split`` holds back every ``holdout``-th file (by list order) for validation; validation crops
-    are deterministic (the same crops every epoch)."""
+    are deterministic (the same crops every epoch). Training crop ``i`` of epoch ``e`` is a pure function of
+    ``(seed, e, i)``, so a resumed run sees the same crops again; ``e`` is the epoch of the
+    :class:`~booster.data.resumable.ResumableLoader` that :func:`crop_loader` binds as ``sampler`` (it is
+    set before each epoch's items are drawn, also in worker processes; unbound: epoch 0)."""
 
     def __init__(self, entries, cache_dir, seconds: float = 8.0, length: int = 10_000, split: str = "train",
                  holdout: int = 10, seed: int = 0):
@@ -99,6 +102,7 @@ class CropDataset(Dataset):
         w = np.array([e["seconds"] for e in keep], dtype=np.float64)
         self.weights = w / w.sum()
         self._arrays: dict[str, np.ndarray] = {}
+        self.sampler = None   # the training loader's sampler: its ``epoch``
 
     @property
     def hours(self) -> float:
@@ -112,13 +116,16 @@ class CropDataset(Dataset):
             self._arrays[name] = np.load(self.cache_dir / name, mmap_mode="r")
         return self._arrays[name]
 
+    def _rng(self, index: int) -> np.random.Generator:
+        """The generator that picks crop ``index`` (file and start)."""
+        if self.split == "val":
+            return np.random.default_rng(self.seed * 1_000_003 + index)
+        epoch = 0 if self.sampler is None else int(self.sampler.epoch)
+        return np.random.default_rng([int(self.seed), epoch, int(index)])
+
     def __getitem__(self, index: int) -> torch.Tensor:
         """→ ``[S]`` float32 (zero-padded if the file is shorter than the crop)."""
-        if self.split == "val":
-            rng = np.random.default_rng(self.seed * 1_000_003 + index)
-        else:
-            info = get_worker_info()
-            rng = np.random.default_rng(None if info is None else info.seed + index)
+        rng = self._rng(index)
         entry = self.entries[rng.choice(len(self.entries), p=self.weights)]
         audio = self._array(entry["cache"])
         n = audio.shape[0]
@@ -129,11 +136,22 @@ class CropDataset(Dataset):
         return torch.from_numpy(crop)
 
 
+def crop_loader(dataset: CropDataset, batch_size: int, seed: int = 0, num_workers: int = 0):
+    """A :class:`~booster.data.resumable.ResumableLoader` of training crops (batches ``[B, S]``), bound to
+    ``dataset`` for its epoch: a checkpoint stores its position, so a resumed run continues with the same crops."""
+    from ...data.resumable import ResumableLoader
+    loader = ResumableLoader(dataset, batch_size=batch_size, seed=seed, num_workers=num_workers,
+                             persistent_workers=False)
+    dataset.sampler = loader.sampler
+    return loader
+
+
 def loaders(folders, cache_dir, seconds: float, batch_size: int, steps_per_epoch: int = 1000,
-            val_crops: int = 16, workers: int = 0):
-    """(train DataLoader, val DataLoader, hours of training audio, hours held back)."""
+            val_crops: int = 16, workers: int = 0, seed: int = 0):
+    """(train :func:`crop_loader` (crops of ``seed``), val DataLoader, hours of training audio, hours held
+    back)."""
     entries = build_cache(folders, cache_dir)
-    train = CropDataset(entries, cache_dir, seconds, steps_per_epoch * batch_size, "train")
+    train = CropDataset(entries, cache_dir, seconds, steps_per_epoch * batch_size, "train", seed=seed)
     val = CropDataset(entries, cache_dir, seconds, val_crops, "val")
-    kw = dict(batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
-    return DataLoader(train, shuffle=False, **kw), DataLoader(val, **kw), train.hours, val.hours
+    val_loader = DataLoader(val, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
+    return crop_loader(train, batch_size, seed, workers), val_loader, train.hours, val.hours

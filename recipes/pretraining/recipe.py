@@ -12,47 +12,14 @@ import json
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 
 from ...errors import ConfigError
 from ...training.data import BoosterDataModule
-from .data import CropDataset, build_cache
+from .data import CropDataset, build_cache, crop_loader
 from .masked import MaskedPredictor
 from .module import PretrainModule, export, init_encoder, mel_statistics
 from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
-
-
-class StreamCrops(CropDataset):
-    """Training crops that a resumed run sees again: crop ``i`` of epoch ``e`` is a pure function of
-    ``(seed, e, i)`` (random file, in proportion to duration, and random start, as :class:`CropDataset`).
-    ``e`` is the epoch of the :class:`~booster.data.resumable.ResumableLoader` made by :func:`crop_loader`
-    (it is set before each epoch's items are drawn, also in worker processes)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sampler = None   # the loader's sampler: its ``epoch``
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        """→ ``[S]`` float32 (zero-padded if the file is shorter than the crop)."""
-        epoch = 0 if self.sampler is None else int(self.sampler.epoch)
-        rng = np.random.default_rng([int(self.seed), epoch, int(index)])
-        audio = self._array(self.entries[rng.choice(len(self.entries), p=self.weights)]["cache"])
-        start = int(rng.integers(0, max(1, audio.shape[0] - self.samples + 1)))
-        crop = np.zeros(self.samples, dtype=np.float32)
-        piece = np.asarray(audio[start:start + self.samples], dtype=np.float32)
-        crop[:len(piece)] = piece
-        return torch.from_numpy(crop)
-
-
-def crop_loader(dataset: StreamCrops, batch_size: int, seed: int = 0, num_workers: int = 0):
-    """A :class:`~booster.data.resumable.ResumableLoader` of ``dataset`` (batches ``[B, S]``): a checkpoint
-    stores its position, so a resumed run continues with the same crops."""
-    from ...data.resumable import ResumableLoader
-    loader = ResumableLoader(dataset, batch_size=batch_size, seed=seed, num_workers=num_workers,
-                             persistent_workers=False)
-    dataset.sampler = loader.sampler
-    return loader
 
 
 class PretrainingData(BoosterDataModule):
@@ -65,7 +32,7 @@ class PretrainingData(BoosterDataModule):
         holdout: every ``holdout``-th file is held back for validation.
         synth: optional ``{"root": DIR, "tracks": N, "seconds": S, "seed": 0}``: songs rendered with
             ``booster.data.synth.generate_dataset`` on first use (once per node); their mixtures are used.
-        seed: the training crops (:class:`StreamCrops`); a resumed run continues the same stream.
+        seed: the training crops (:class:`.data.CropDataset`); a resumed run continues the same stream.
     """
 
     def __init__(self, folders: list[str] | None = None, cache_dir: str = "data/pretraining_cache",
@@ -96,7 +63,7 @@ class PretrainingData(BoosterDataModule):
         if self.entries is None:
             self.entries = build_cache(self._sources(), self.hparams.cache_dir, log=None)
         h = self.hparams
-        self.train_set = StreamCrops(self.entries, h.cache_dir, h.seconds, h.samples_per_epoch, "train", h.holdout,
+        self.train_set = CropDataset(self.entries, h.cache_dir, h.seconds, h.samples_per_epoch, "train", h.holdout,
                                      seed=h.seed)
         self.val_set = CropDataset(self.entries, h.cache_dir, h.seconds, h.val_crops, "val", h.holdout)
 

@@ -22,9 +22,8 @@ import torch
 
 from ...data.resumable import RngStateCallback
 from ...fsutil import atomic_path
-from .data import build_cache, loaders
+from .data import loaders
 from .module import PretrainModule, TokenizerModule, export, mel_statistics
-from .recipe import StreamCrops, crop_loader
 from .tokenizer import MelRVQ
 
 
@@ -118,7 +117,8 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     tok = {"input_dim": input_dim, "num_levels": levels, "codebook_size": codebook_size, "code_dim": code_dim,
            "source": "mel" if teacher is None else f"layer:{teacher_layer}", "teacher": teacher}
     module = TokenizerModule(tokenizer=tok, stat=stat, teacher=teacher, teacher_layer=teacher_layer, lr=lr)
-    trainer = _trainer(run / "tokenizer_run", steps, precision, 1, max(1, steps // 3), 60, None)
+    trainer = _trainer(run / "tokenizer_run", steps, precision, 1, max(1, steps // 3), 60, None,
+                       use_distributed_sampler=False)   # the ResumableLoader shards by rank itself
     trainer.fit(module, train, val)
     metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
     module.rvq.save(run / "tokenizer")
@@ -136,17 +136,15 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
                 teacher_layer: int | None = None, devices="auto", strategy="auto", seed: int = 0,
                 cache: str | None = None, callbacks=()) -> Path:
     """Stage 2: masked token prediction; resumes from ``run/checkpoints/last.ckpt`` exactly (the same crops,
-    generator states and weights as an uninterrupted run: :class:`~.recipe.StreamCrops` through a
+    generator states and weights as an uninterrupted run: :func:`~.data.crop_loader`, a
     ResumableLoader, RngStateCallback); exports to ``run/export`` (official layout) at every checkpoint and at
     the end. ``callbacks``: more Lightning callbacks."""
     run = Path(run)
     cache = cache or str(run.parent / "audio_cache")
     L.seed_everything(seed, workers=True)
     stat = json.loads((run / "stat.json").read_text()) if init is None else None
-    _, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps * accumulate)
-    crops = StreamCrops(build_cache(data, cache, log=None), cache, seconds, steps * accumulate * batch_size, "train",
-                        seed=seed)
-    train = crop_loader(crops, batch_size, seed)
+    train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps * accumulate,
+                                           seed=seed)
     print(f"training audio: {hours:.2f} h; held back: {val_hours:.2f} h", flush=True)
     module = PretrainModule(tokenizer=str(run / "tokenizer.safetensors"), size=size, stat=stat, init=init,
                             mask_prob=mask_prob, mask_hop=mask_hop, cqt_weight=cqt_weight, teacher=teacher,

@@ -75,11 +75,10 @@ def test_killed_pretraining_resumes_bit_for_bit(music_dir, tmp_path, monkeypatch
 
 
 def test_stream_crops_are_a_function_of_seed_epoch_index(music_dir, tmp_path):
-    from booster.recipes.pretraining.data import build_cache
-    from booster.recipes.pretraining.recipe import StreamCrops, crop_loader
+    from booster.recipes.pretraining.data import CropDataset, build_cache, crop_loader
 
     entries = build_cache([music_dir], tmp_path / "cache", log=None)
-    crops = lambda seed: StreamCrops(entries, tmp_path / "cache", 0.5, 6, "train", 10, seed=seed)
+    crops = lambda seed: CropDataset(entries, tmp_path / "cache", 0.5, 6, "train", 10, seed=seed)
     one = crop_loader(crops(0), 2, seed=0)
     epoch0, epoch1 = [b.clone() for b in one], [b.clone() for b in one]
     assert all(torch.equal(x, y) for x, y in zip(epoch0, crop_loader(crops(0), 2, seed=0)))   # no hidden state
@@ -91,6 +90,23 @@ def test_stream_crops_are_a_function_of_seed_epoch_index(music_dir, tmp_path):
     cont = crop_loader(crops(0), 2, seed=0)
     cont.load_state_dict(first.state_dict())          # a checkpoint taken after one batch
     assert [torch.equal(x, y) for x, y in zip(epoch0[1:], cont)] == [True, True]
+
+
+def test_loaders_train_crops_are_the_resumable_stream(music_dir, tmp_path):
+    """``loaders()`` hands out the crop stream itself (train.py builds its training set once): the same crops
+    per seed, in worker processes too, and new ones in the next epoch."""
+    from booster.data.resumable import ResumableLoader
+    from booster.recipes.pretraining.data import loaders
+
+    def batches(seed=0, workers=0, epochs=1):
+        train = loaders([music_dir], tmp_path / "cache", 0.5, 2, steps_per_epoch=2, workers=workers, seed=seed)[0]
+        assert isinstance(train, ResumableLoader) and len(train) == 2
+        return [b.clone() for _ in range(epochs) for b in train]
+
+    two = batches(epochs=2)
+    assert [torch.equal(x, y) for x, y in zip(two, batches(workers=1, epochs=2))] == [True] * 4
+    assert not any(torch.equal(x, y) for x, y in zip(two[:2], two[2:]))
+    assert not any(torch.equal(x, y) for x, y in zip(two, batches(seed=1)))
 
 
 def test_train_py_encoder_stage_resumes_bit_for_bit(music_dir, tmp_path):
