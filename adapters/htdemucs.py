@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from booster import hub
 from booster.errors import CheckpointError, ConfigError, DownloadError
 from booster.inject import Boosted, Site
 
@@ -198,7 +199,6 @@ def from_published(name: str) -> nn.Module | None:
 
 # ---- published weights: demucs' list of release files, torch's hub cache, a fast offline check ---------------
 DOWNLOAD_HOST = "dl.fbaipublicfiles.com"   # where demucs' release files (.th) are downloaded from
-CONNECT_TIMEOUT = 3.0                      # seconds for the one reachability check
 
 
 def published_urls(name: str) -> list[str] | None:
@@ -218,24 +218,9 @@ def published_urls(name: str) -> list[str] | None:
     return [urls[s] for s in sigs] if all(s in urls for s in sigs) else None
 
 
-def hub_checkpoints() -> Path:
-    """torch's download cache (``torch.hub.get_dir()/checkpoints``), where demucs' release files go."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def missing_files(urls: list[str]) -> list[str]:
-    """The URLs in ``urls`` whose file is not in :func:`hub_checkpoints` yet."""
-    return [u for u in urls if not (hub_checkpoints() / u.rsplit("/", 1)[1]).is_file()]
-
-
-def reachable(host: str, port: int = 443, timeout: float = CONNECT_TIMEOUT) -> bool:
-    """Whether one TCP connection to ``host:port`` opens within ``timeout`` seconds."""
-    import socket
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    """The URLs in ``urls`` whose file is not in torch's hub cache (:func:`booster.hub.hub_checkpoints`) yet."""
+    return [u for u in urls if not (hub.hub_checkpoints() / u.rsplit("/", 1)[1]).is_file()]
 
 
 def _load_release(name: str, remedy: str) -> nn.Module:
@@ -244,11 +229,11 @@ def _load_release(name: str, remedy: str) -> nn.Module:
     from demucs.pretrained import REMOTE_ROOT, AnyModelRepo, BagOnlyRepo, RemoteRepo, _parse_remote_files
 
     missing = missing_files(published_urls(name))
-    if missing and not reachable(DOWNLOAD_HOST):
+    if missing and not hub.reachable(DOWNLOAD_HOST):
         files = " ".join(u.rsplit("/", 1)[1] for u in missing)
         raise DownloadError(f"demucs model {name!r} is not downloaded and cannot be ({DOWNLOAD_HOST} is unreachable: "
                             f"offline?): put {files} (from {missing[0].rsplit('/', 1)[0]}/) into "
-                            f"{hub_checkpoints()}, {remedy}")
+                            f"{hub.hub_checkpoints()}, {remedy}")
     repo = RemoteRepo(_parse_remote_files(REMOTE_ROOT / "files.txt"))
     return AnyModelRepo(repo, BagOnlyRepo(REMOTE_ROOT, repo)).get_model(name).eval()
 
@@ -268,7 +253,7 @@ def _pretrained(name, repo, sources, sample_rate, channels, remedy: str = FIT_RE
     except DownloadError:
         raise
     except Exception as e:  # demucs raises ModelLoadingError, a damaged download, ...
-        where = f"from {repo!r}" if repo else f"from torch's hub cache {str(hub_checkpoints())!r}"
+        where = f"from {repo!r}" if repo else f"from torch's hub cache {str(hub.hub_checkpoints())!r}"
         raise CheckpointError(f"cannot load demucs model {name!r} {where}: {type(e).__name__}: {e}") from None
     if isinstance(model, BagOfModels):
         if len(model.models) != 1:

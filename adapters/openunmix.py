@@ -201,13 +201,13 @@ REMEDY = ("pass --model.pretrained_repo DIR, a folder holding <source>.json + <s
 def _check_download(name: str, sources) -> None:
     """Fail at once, before Open-Unmix's download, when weights of ``name`` are missing from torch's hub cache
     (a ``<source>-<hash>.pth`` per source) and the download host does not answer."""
-    from booster.adapters.htdemucs import hub_checkpoints, reachable
+    from booster import hub
     from booster.errors import DownloadError
 
-    cached = all(any(hub_checkpoints().glob(f"{s}-*.pth")) for s in sources)
-    if not cached and not reachable(DOWNLOAD_HOST):
+    cached = all(any(hub.hub_checkpoints().glob(f"{s}-*.pth")) for s in sources)
+    if not cached and not hub.reachable(DOWNLOAD_HOST):
         raise DownloadError(f"Open-Unmix model {name!r} is not downloaded and cannot be ({DOWNLOAD_HOST} is "
-                            f"unreachable: offline?): put its <source>-<hash>.pth files into {hub_checkpoints()}, or "
+                            f"unreachable: offline?): put its <source>-<hash>.pth files into {hub.hub_checkpoints()}, or "
                             + REMEDY)
 
 

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 import booster.adapters.htdemucs as ht
+from booster import hub as hub_module
 from booster.cli import main
 from booster.errors import DownloadError
 
@@ -38,14 +39,14 @@ def hub(tmp_path, monkeypatch, downloads):
     import demucs.hf
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     monkeypatch.setattr(demucs.hf, "get_hf_model", no_download)
-    return ht.hub_checkpoints()
+    return hub_module.hub_checkpoints()
 
 
 @pytest.fixture()
 def offline(monkeypatch):
     """The reachability check answers "unreachable"; records the hosts it was asked about."""
     asked = []
-    monkeypatch.setattr(ht, "reachable", lambda host, *a, **k: asked.append(host) or False)
+    monkeypatch.setattr(hub_module, "reachable", lambda host, *a, **k: asked.append(host) or False)
     return asked
 
 
@@ -104,7 +105,7 @@ def test_cached_release_loads_without_any_network_check(tmp_path, capsys, hub, m
     def no_check(*args, **kwargs):
         raise AssertionError("reachability was checked although the weights are cached")
 
-    monkeypatch.setattr(ht, "reachable", no_check)
+    monkeypatch.setattr(hub_module, "reachable", no_check)
     torch.manual_seed(0)
     model = ht.build(size="debug", sources=["drums", "bass", "other", "vocals"], segment=1.0)
     hub.mkdir(parents=True)
@@ -128,9 +129,9 @@ def test_reachable_is_one_short_connect():
     server.listen(1)
     port = server.getsockname()[1]
     try:
-        assert ht.reachable("127.0.0.1", port, timeout=1.0)
+        assert hub_module.reachable("127.0.0.1", port, timeout=1.0)
     finally:
         server.close()
     t0 = time.perf_counter()
-    assert not ht.reachable("127.0.0.1", port, timeout=1.0)   # closed port: refused at once
+    assert not hub_module.reachable("127.0.0.1", port, timeout=1.0)   # closed port: refused at once
     assert time.perf_counter() - t0 < 1.5
