@@ -252,7 +252,7 @@ def run_parallel(settings: StudySettings, task: str, pending: list, finish, say)
     """Run ``pending`` in ``settings.jobs`` worker processes (each with its share of the CPU threads); data
     that the config makes on first use is made once, here, before the workers start."""
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import torch
 
     _, first, _ = pending[0]
@@ -267,7 +267,7 @@ def run_parallel(settings: StudySettings, task: str, pending: list, finish, say)
                    (i, run, state) for i, run, state in pending}
         todo = set(futures)
         while todo:
-            done, todo = wait(todo, return_when=FIRST_EXCEPTION)
+            done, todo = wait(todo, return_when=FIRST_COMPLETED)  # record each run as soon as it ends
             for f in sorted(done, key=lambda f: futures[f][0]):
                 finish(*futures[f], f.result())  # a failed run raises here; the others are cancelled
     finally:
