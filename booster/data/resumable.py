@@ -239,10 +239,27 @@ class AtomicModelCheckpoint(_model_checkpoint_base()):
 
 
 class LastCheckpoint(AtomicModelCheckpoint):
-    """``last.ckpt`` every ``every_n_train_steps`` steps and when training ends, whatever any monitored
-    metric does (a ModelCheckpoint with ``monitor`` saves nothing until its metric exists). Add it next to
-    the monitored checkpoint callback, with the same ``dirpath`` so ``--ckpt_path last`` finds it."""
+    """``last.ckpt`` every ``every_n_train_steps`` steps and every ``minutes`` of training (wall clock, when
+    given), whichever comes first, whatever any monitored metric does (a ModelCheckpoint with ``monitor``
+    saves nothing until its metric exists); when training ends only if neither schedule saved before
+    (Lightning's rule: the file may then hold an earlier step than the last). ``every_n_train_steps=0``: on
+    the time schedule only. Add it next to the monitored checkpoint callback, with the same ``dirpath`` so
+    ``--ckpt_path last`` finds it."""
 
-    def __init__(self, dirpath=None, every_n_train_steps: int = 50):
+    def __init__(self, dirpath=None, every_n_train_steps: int = 50, minutes: float | None = None):
+        from datetime import timedelta
+
+        steps = int(every_n_train_steps or 0)
+        interval = None if minutes is None else timedelta(minutes=float(minutes))
+        if steps < 1 and interval is None:
+            raise ValueError("LastCheckpoint needs every_n_train_steps >= 1 or minutes")
         super().__init__(dirpath=dirpath, monitor=None, save_top_k=0, save_last=True,
-                         every_n_train_steps=int(every_n_train_steps), enable_version_counter=False)
+                         every_n_train_steps=steps or None, train_time_interval=None if steps else interval,
+                         enable_version_counter=False)
+        # both schedules: Lightning's step-end check saves when either is due (its __init__ refuses the pair)
+        self._train_time_interval = interval
+
+    def save_now(self, trainer) -> None:
+        """Write ``last.ckpt`` at this step, as a schedule does (e.g. at a step's end before a requested stop,
+        so a resumed run continues mid-epoch exactly); the end of training then leaves it alone."""
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

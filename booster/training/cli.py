@@ -19,13 +19,14 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import Optional
 
 from booster.errors import CheckpointError, ConfigError
 
 SUBCOMMANDS = ("fit", "validate", "test")
 DEFAULT_TASK = "separation"   # YAML paths that say nothing else (the first recipe; old spellings)
 LOG_NAME = "logs"
-LAST_EVERY = 50                # fit: last.ckpt every N training steps (--last_every)
+LAST_EVERY = 50                # fit: last.ckpt every N training steps (--last_every; --last_minutes M too)
 CHECKPOINT_DIR = "checkpoints"  # under trainer.default_root_dir
 
 
@@ -143,7 +144,11 @@ def make_cli_class(links: tuple[str, ...]):
             parser.add_argument("--task", default=None, help="the recipe (task) this config belongs to")
             parser.add_argument("--last_every", type=int, default=LAST_EVERY,
                                 help="fit: write <default_root_dir>/checkpoints/last.ckpt every N training steps "
-                                     "and when training ends (whatever the monitored metric does)")
+                                     "and when training ends (whatever the monitored metric does); 0: only on the "
+                                     "--last_minutes schedule")
+            parser.add_argument("--last_minutes", type=Optional[float], default=None,
+                                help="fit: also write last.ckpt every M minutes of training (wall clock), "
+                                     "whichever of the two schedules comes first")
             for key in links:
                 parser.link_arguments(f"data.{key}", f"model.{key}")
 
@@ -170,7 +175,8 @@ def make_cli_class(links: tuple[str, ...]):
                 from lightning.pytorch.loggers import CSVLogger
                 trainer["logger"] = CSVLogger(save_dir=trainer.get("default_root_dir") or ".", name=LOG_NAME)
             if self.subcommand == "fit":
-                trainer["callbacks"] = fit_callbacks(trainer, cfg.get("last_every", LAST_EVERY))
+                trainer["callbacks"] = fit_callbacks(trainer, cfg.get("last_every", LAST_EVERY),
+                                                     cfg.get("last_minutes"))
                 from booster.training.data import BoosterDataModule
                 if isinstance(cfg.get("data"), BoosterDataModule):   # its ResumableLoader shards by rank itself
                     trainer["use_distributed_sampler"] = False
@@ -179,16 +185,21 @@ def make_cli_class(links: tuple[str, ...]):
     return BoosterCLI
 
 
-def fit_callbacks(trainer: dict, last_every: int) -> list:
+def fit_callbacks(trainer: dict, last_every: int, last_minutes: float | None = None) -> list:
     """The trainer's callbacks for a fit: checkpoint callbacks without a folder write under
     ``<default_root_dir>/checkpoints`` (and leave ``last.ckpt`` to :class:`LastCheckpoint`), plus
-    ``LastCheckpoint`` (every ``last_every`` steps and at the end) and ``RngStateCallback`` (exact resume)."""
+    ``LastCheckpoint`` (every ``last_every`` steps, every ``last_minutes`` when given, and at the end) and
+    ``RngStateCallback`` (exact resume)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from booster.data.resumable import LastCheckpoint, RngStateCallback
+    from booster.fsutil import check_finite_option
 
-    if last_every < 1:
-        raise ConfigError(f"--last_every must be a positive number of steps, got {last_every}")
+    if last_minutes is not None:
+        check_finite_option(last_minutes, "--last_minutes", positive=True)
+    if last_every < 0 or (last_every == 0 and last_minutes is None):
+        raise ConfigError(f"--last_every must be a positive number of steps (0 only with --last_minutes), "
+                          f"got {last_every}")
     root = Path(trainer.get("default_root_dir") or ".") / CHECKPOINT_DIR
     cbs = trainer.get("callbacks") or []
     cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
@@ -196,7 +207,8 @@ def fit_callbacks(trainer: dict, last_every: int) -> list:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
             cb.dirpath = str(root)
             cb.save_last = False   # LastCheckpoint owns root/last.ckpt
-    return cbs + [LastCheckpoint(root, every_n_train_steps=last_every), RngStateCallback()]
+    return cbs + [LastCheckpoint(root, every_n_train_steps=last_every, minutes=last_minutes),
+                  RngStateCallback()]
 
 
 def _option_values(args: list[str], name: str) -> list[str]:

@@ -24,7 +24,6 @@ from ...data.resumable import RngStateCallback
 from ...fsutil import atomic_path
 from .data import loaders
 from .module import PretrainModule, TokenizerModule, export, mel_statistics
-from .tokenizer import MelRVQ
 
 
 class TextLog(L.Callback):
@@ -47,20 +46,20 @@ class TextLog(L.Callback):
 
 
 class StopFile(L.Callback):
-    """Ends training cleanly when the file ``path`` appears (``touch RUN/STOP``): writes ``last`` at that step,
-    as a periodic checkpoint does (mid-epoch, so re-running continues exactly), then stops."""
+    """Ends training cleanly when the file ``path`` appears (``touch RUN/STOP``): the trainer's
+    :class:`~booster.data.resumable.LastCheckpoint` writes ``last.ckpt`` at that step (mid-epoch, so re-running
+    continues exactly), then training stops."""
 
-    def __init__(self, path: Path, last: Path | None = None):
-        self.path, self.last, self.stopped = path, last, False
+    def __init__(self, path: Path):
+        self.path, self.stopped = path, False
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        from ...data.resumable import LastCheckpoint
         if self.path.exists() and not self.stopped:
             print(f"{self.path} found: stopping at step {trainer.global_step}", flush=True)
-            if self.last is not None and trainer.is_global_zero:
-                with atomic_path(self.last) as tmp:
-                    trainer.save_checkpoint(str(tmp))
-            elif self.last is not None:
-                trainer.save_checkpoint(str(self.last))   # collective call; rank 0 writes
+            for cb in trainer.callbacks:
+                if isinstance(cb, LastCheckpoint):
+                    cb.save_now(trainer)   # collective call; rank 0 writes
             self.stopped = True
             trainer.should_stop = True
 
@@ -81,9 +80,8 @@ def _trainer(run: Path, max_steps: int, precision: str, accumulate: int, val_eve
              **kwargs):
     from lightning.pytorch.loggers import CSVLogger
 
-    from ...data.resumable import AtomicModelCheckpoint
-    ckpt = AtomicModelCheckpoint(dirpath=run / "checkpoints", save_last=True, save_top_k=0,
-                                 train_time_interval=timedelta(minutes=ckpt_minutes))
+    from ...data.resumable import LastCheckpoint
+    ckpt = LastCheckpoint(run / "checkpoints", every_n_train_steps=0, minutes=ckpt_minutes)
     return L.Trainer(**kwargs, max_steps=max_steps, precision=precision, accumulate_grad_batches=accumulate,
                      val_check_interval=val_every, check_val_every_n_epoch=None, gradient_clip_val=1.0,
                      max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
@@ -155,7 +153,7 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     extra = {"hours": round(hours, 3), "seconds_per_crop": seconds, "batch_size": batch_size,
              "accumulate": accumulate}
     last = run / "checkpoints" / "last.ckpt"
-    stop = StopFile(run / "STOP", last)
+    stop = StopFile(run / "STOP")
     trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
                        [PeriodicExport(run / "export", extra), stop, RngStateCallback(), *callbacks],
                        devices, strategy,

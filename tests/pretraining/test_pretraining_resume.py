@@ -145,6 +145,7 @@ def test_train_py_encoder_stage_resumes_bit_for_bit(music_dir, tmp_path):
     shutil.copytree(a, d, ignore=shutil.ignore_patterns("checkpoints", "export", "logs"))
     run_encoder([music_dir], d, ckpt_minutes=60, callbacks=[Touch(d / "STOP", 2)], **enc)
     assert state(d)["global_step"] == 3
+    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["last.ckpt"]   # no last-v1.ckpt at the end
     (d / "STOP").unlink()
     run_encoder([music_dir], d, ckpt_minutes=60, **enc)
     assert [k for k, v in full["state_dict"].items() if not torch.equal(v, state(d)["state_dict"][k])] == []
