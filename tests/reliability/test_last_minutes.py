@@ -5,20 +5,13 @@ import pytest
 import torch
 
 from booster.data.resumable import LastCheckpoint, ResumableLoader
-
-
-class Items(torch.utils.data.Dataset):
-    def __len__(self):
-        return 16
-
-    def __getitem__(self, i):
-        return torch.randn(4, generator=torch.Generator().manual_seed(i))
+from test_resume_validation import Items   # 20 items [8]
 
 
 class Tiny(pl.LightningModule):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Linear(4, 1)
+        self.net = torch.nn.Linear(8, 1)
 
     def training_step(self, x, batch_idx):
         return self.net(x).pow(2).mean()
