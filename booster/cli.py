@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "accepts_extra", False):
         args.extra = extra
+    from .muq.loading import BACKBONE_OPTION
+    BACKBONE_OPTION.set(getattr(args, "backbone_option", None))  # what an offline hub id error suggests
     try:
         return int(args.func(args) or 0)
     except BoosterError as e:

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
                         "pretrained by this project), 'debug' (tiny built-in MuQ, random weights), a local MuQ "
                         "directory or a hub id")
     p.add_argument("--features-only", action="store_true", help="stop after the feature extraction step")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, backbone_option="--backbone DIR")
 
 
 def features_step(out: Path, seconds: float, seed: int, backbone: str = "debug") -> dict:

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="fail on a truncated audio file (fewer frames than its header says) instead of warning")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, backbone_option="--checkpoint DIR")
 
 
 def run(args: argparse.Namespace) -> int:

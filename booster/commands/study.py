@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals (default: 0.95)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="runs trained at the same time, in separate processes "
                    "sharing the CPU threads, or one GPU each when there are several (default: 1)")
-    p.set_defaults(func=run, accepts_extra=True)
+    p.set_defaults(func=run, accepts_extra=True, backbone_option="--model.backbone DIR after the options")
 
 
 def parse_fractions(text: str) -> list[float]:

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     for name, text in HELP.items():
         p = sub.add_parser(name, help=text, add_help=False, description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=_runner(name), accepts_extra=True)
+        p.set_defaults(func=_runner(name), accepts_extra=True, backbone_option="--model.backbone DIR")
 
 
 def _runner(name: str):

@@ -7,10 +7,12 @@ missing or unexpected key is an error naming it.
 """
 from __future__ import annotations
 
+import contextvars
 import difflib
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -163,15 +165,33 @@ def _looks_like_hub_id(s: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None
 
 
+#: How the running command takes a local MuQ folder (set by ``booster.cli`` from the command's
+#: ``backbone_option`` default, e.g. ``--checkpoint DIR`` for ``booster features``); None: the Python API.
+BACKBONE_OPTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("backbone_option", default=None)
+
+
 def _download(repo_id, entry, revision, cache_dir) -> Path:
+    """A hub checkpoint: from the Hugging Face cache without network when it is there; else one short
+    reachability check, so an offline machine fails at once (no retries) with what to do instead."""
+    from huggingface_hub import constants, snapshot_download
+
+    from ..hub import reachable
     files = list(entry.files) if entry is not None else ["config.json", "model.safetensors"]
-    how = (f"Download it where you have network access (e.g. `huggingface-cli download {repo_id} "
-           f"--local-dir DIR`) and pass the local directory instead of the id: MuQ.from_pretrained('DIR'), "
-           f"--model.backbone DIR in a recipe (fit/validate/test/study), --checkpoint DIR in booster features.")
+    option = BACKBONE_OPTION.get() or "MuQ.from_pretrained('DIR')"
+    how = (f"Download it where you have network access (`huggingface-cli download {repo_id} --local-dir DIR`) "
+           f"and pass that folder instead of the id ({option}), or copy the "
+           "Hugging Face cache ($HF_HOME) that holds it to this machine.")
+    patterns = dict(revision=revision, cache_dir=cache_dir, allow_patterns=files + ["pytorch_model.bin"])
     try:
-        from huggingface_hub import snapshot_download
-        path = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
-                                 allow_patterns=files + ["pytorch_model.bin"])
+        return Path(snapshot_download(repo_id, local_files_only=True, **patterns))
+    except Exception:
+        pass  # not cached here
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    if constants.HF_HUB_OFFLINE or not reachable(host):
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{host} cannot be reached"
+        raise CheckpointError(f"checkpoint {repo_id!r} is not in the Hugging Face cache and {why}. " + how)
+    try:
+        path = snapshot_download(repo_id, **patterns)
     except Exception as e:
         raise CheckpointError(f"could not fetch checkpoint {repo_id!r} from the Hugging Face hub "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'offline?'}). "
