@@ -126,3 +126,16 @@ def test_untrained_transcriber_fails_the_same_check(clips, trained, tmp_path):
     path = tr.save(tmp_path / "untrained.safetensors")
     wav = clips / "heldout" / "test0.wav"
     assert onset_f1(midi_notes(wav.with_suffix(".mid")), _transcribe(path, wav, tmp_path / "out")) < 0.5
+
+
+@pytest.mark.parametrize("backend", ["onsets_frames", "shallow"])
+def test_heads_start_at_their_prior_probability(backend):
+    """Known answer: at initialisation the onset/offset/frame read-outs give their prior probability on a
+    zero input to the read-out (their bias), so training does not start at p = 0.5 for ~1 % positives."""
+    from booster.models.transcriber import HEAD_PRIORS, build_transcriber
+
+    model = build_transcriber("debug", backend=backend, pitch_range=(60, 72))
+    for name, prior in HEAD_PRIORS.items():
+        bias = getattr(model, name).bias
+        assert bias.shape == (13,)
+        assert torch.allclose(torch.sigmoid(bias), torch.full_like(bias, prior), atol=1e-6)
