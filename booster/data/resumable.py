@@ -241,9 +241,10 @@ class AtomicModelCheckpoint(_model_checkpoint_base()):
 class LastCheckpoint(AtomicModelCheckpoint):
     """``last.ckpt`` every ``every_n_train_steps`` steps and every ``minutes`` of training (wall clock, when
     given), whichever comes first, whatever any monitored metric does (a ModelCheckpoint with ``monitor``
-    saves nothing until its metric exists); when training ends only if neither schedule saved before
-    (Lightning's rule: the file may then hold an earlier step than the last). ``every_n_train_steps=0``: on
-    the time schedule only. Add it next to the monitored checkpoint callback, with the same ``dirpath`` so
+    saves nothing until its metric exists), and at the end of the step that reaches ``max_steps`` (so the file
+    holds the final weights and resumes exactly, e.g. to train further); a run that ends otherwise (max_epochs,
+    max_time, early stopping) is saved when training ends unless that step was saved already. A run that is
+    interrupted (Ctrl-C, kill) keeps its last scheduled file. ``every_n_train_steps=0``: on the time schedule only. Add it next to the monitored checkpoint callback, with the same ``dirpath`` so
     ``--ckpt_path last`` finds it."""
 
     def __init__(self, dirpath=None, every_n_train_steps: int = 50, minutes: float | None = None):
@@ -258,6 +259,16 @@ class LastCheckpoint(AtomicModelCheckpoint):
                          enable_version_counter=False)
         # both schedules: Lightning's step-end check saves when either is due (its __init__ refuses the pair)
         self._train_time_interval = interval
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if 0 < trainer.max_steps <= trainer.global_step and self._last_global_step_saved != trainer.global_step:
+            self.save_now(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        super().on_train_end(trainer, pl_module)
+        if not trainer.interrupted and trainer.global_step > 0 and self._last_global_step_saved != trainer.global_step:
+            self.save_now(trainer)
 
     def save_now(self, trainer) -> None:
         """Write ``last.ckpt`` at this step, as a schedule does (e.g. at a step's end before a requested stop,

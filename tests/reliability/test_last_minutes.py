@@ -47,8 +47,9 @@ def test_time_schedule_saves_during_training(tmp_path):
     tiny = 1e-6   # minutes: due at every step
     assert seen(tmp_path / "time", every_n_train_steps=0, minutes=tiny) == [None, 1, 2, 3, 4, 5]
     assert seen(tmp_path / "both", every_n_train_steps=1000, minutes=tiny) == [None, 1, 2, 3, 4, 5]
-    assert seen(tmp_path / "steps", every_n_train_steps=2) == [None, None, 2, 2, 4, 4]
-    # neither schedule due: only the end of training writes it (Lightning: when nothing was saved before)
+    # steps only: 2, 4, and the step that reaches max_steps (5), so the file ends with the final weights
+    assert seen(tmp_path / "steps", every_n_train_steps=2) == [None, None, 2, 2, 4, 5]
+    # neither schedule due: only the final step writes it
     assert seen(tmp_path / "slow", every_n_train_steps=1000, minutes=60) == [None] * 5 + [5]
     with pytest.raises(ValueError):
         LastCheckpoint(tmp_path, every_n_train_steps=0)
