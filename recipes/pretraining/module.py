@@ -44,6 +44,11 @@ def encoder_config(size: str = "mini", stat: dict | None = None) -> MuQConfig:
 
 
 @torch.no_grad()
+def mel_frontend(stat: dict | None):
+    """The backbone's mel front end normalised with ``stat``: stage 1's input, as the encoder sees it."""
+    return MuQ(encoder_config("debug", stat)).frontend
+
+
 def mel_statistics(batches, hop_length: int = 240, n_mels: int = 128) -> dict:
     """dB-mel mean and std over audio batches ``[B, S]`` (the ``stat`` of the encoder's config)."""
     cfg = MuQConfig(hop_length=hop_length, n_mels=n_mels, stat={"melspec_2048_mean": 0.0,
@@ -77,7 +82,7 @@ class TokenizerModule(L.LightningModule):
                  teacher_layer: int | None = None, lr: float = 2e-3):
         super().__init__()
         self.save_hyperparameters()
-        self.front = MuQ(encoder_config("debug", stat)).frontend if teacher is None else None
+        self.front = mel_frontend(stat) if teacher is None else None
         self.teacher = None
         if teacher is not None:
             from ...muq import load_backbone
@@ -95,12 +100,8 @@ class TokenizerModule(L.LightningModule):
         return stack_frames(self.front(wav), 4)
 
     def training_step(self, wav, batch_idx):
-        x = self.frames(wav)
-        if not self._initialised and self.global_step == 0:
-            self.rvq.set_statistics(x)
-            self.rvq.init_codebooks(x)
+        out = self.rvq.fit_step(self.frames(wav), first=not self._initialised and self.global_step == 0)
         self._initialised = True
-        out = self.rvq(x)
         self.log_dict({"train/loss": out["loss"].detach(), "train/rel_error": out["relative_error"],
                        "train/commit": out["commitment_loss"]}, prog_bar=True)
         return out["loss"]
@@ -205,4 +206,5 @@ def _jsonable(v) -> bool:
         return False
 
 
-__all__ = ["TokenizerModule", "PretrainModule", "encoder_config", "mel_statistics", "export", "init_encoder"]
+__all__ = ["TokenizerModule", "PretrainModule", "encoder_config", "mel_frontend", "mel_statistics", "export",
+           "init_encoder"]

@@ -18,7 +18,7 @@ from ...errors import ConfigError
 from ...training.data import BoosterDataModule
 from .data import CropDataset, build_cache, crop_loader
 from .masked import MaskedPredictor
-from .module import PretrainModule, export, init_encoder, mel_statistics
+from .module import PretrainModule, export, init_encoder, mel_frontend, mel_statistics
 from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
 
 
@@ -79,7 +79,7 @@ def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: 
     """Stage 1 as a plain loop: ``batches`` yields ``[B, S]`` audio; ``frames(wav) -> [B, T, D_in]``
     (default: the stacked normalised mel of an encoder with ``stat``). Returns the tokenizer and metrics."""
     if frames is None:
-        front = _mel_frontend(stat)
+        front = mel_frontend(stat)
 
         def frames(wav):
             with torch.no_grad():
@@ -89,11 +89,7 @@ def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: 
     opt = torch.optim.Adam(rvq.parameters(), lr=lr)
     out = {}
     for step in range(steps):
-        x = frames(next(batches))
-        if step == 0:
-            rvq.set_statistics(x)
-            rvq.init_codebooks(x)
-        out = rvq(x)
+        out = rvq.fit_step(frames(next(batches)), first=step == 0)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
@@ -104,12 +100,6 @@ def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: 
                "usage_min": round(float(rvq.usage_fraction().min()), 4),
                "perplexity_mean": round(float(rvq.perplexity().mean()), 2)}
     return rvq.eval(), metrics
-
-
-def _mel_frontend(stat: dict):
-    from ...muq import MuQ
-    from .module import encoder_config
-    return MuQ(encoder_config("debug", stat)).frontend
 
 
 class PretrainingModule(PretrainModule):

@@ -164,6 +164,14 @@ class MelRVQ(nn.Module):
     def reset_usage(self) -> None:
         self.usage.zero_()
 
+    def fit_step(self, x: torch.Tensor, first: bool = False) -> dict:
+        """One training forward on frames ``x`` [B, T, D_in] (both stage-1 drivers use it); ``first``: the
+        first batch of a fit, which sets the input statistics and seeds the codebooks."""
+        if first:
+            self.set_statistics(x)
+            self.init_codebooks(x)
+        return self(x)
+
     # ---- file I/O ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.safetensors`` + ``<path>.json``; returns the safetensors path."""
