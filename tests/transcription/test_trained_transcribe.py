@@ -79,12 +79,15 @@ def clips(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(clips, tmp_path_factory) -> Path:
-    """``last.ckpt`` of the demo recipe trained on the clips (layout pairs, 200 steps, no validation)."""
+    """``last.ckpt`` of the demo recipe trained on the clips (layout pairs, debug preset, log-mel front end,
+    200 steps, no validation)."""
     out = tmp_path_factory.mktemp("tr_fit")
     args = ["fit", "--config", "transcription/demo", "--data.root", str(clips), "--data.layout", "pairs",
             "--data.valid_split", "validation", "--data.generate", "null",
             "--data.pitch_range", f"[{PITCH_RANGE[0]}, {PITCH_RANGE[1]}]", "--data.segment", "1.0",
             "--data.batch_size", "8", "--data.samples_per_epoch", "1600", "--data.num_workers", "0",
+            "--model.frontend", "mel", "--model.frontend_kwargs", "null", "--model.size", "debug",
+            "--model.host_kwargs", "null", "--model.boost", "false",      # debug preset as built in code, no MuQ
             "--trainer.max_steps", "200", "--model.lr", "0.005", "--trainer.limit_val_batches", "0",
             "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--seed_everything", "0",
             "--trainer.default_root_dir", str(out), "--model.eval_dir", str(out / "eval")]
@@ -118,6 +121,8 @@ def test_untrained_transcriber_fails_the_same_check(clips, trained, tmp_path):
     from booster.recipes.transcription.inference import Transcriber
 
     tr = Transcriber.load(trained)
+    arch = tr.model.architecture()
+    assert (arch["frontend"], arch["model_size"], arch["pitch_range"]) == ("mel", 32, list(PITCH_RANGE))
     torch.manual_seed(0)
     for m in tr.model.modules():
         if hasattr(m, "reset_parameters"):
