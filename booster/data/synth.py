@@ -37,16 +37,39 @@ LEVELS_DB = {"drums": -20.0, "bass": -22.0, "other": -24.0, "vocals": -20.0}  # 
 GENERATE_KEYS = ("splits", "seconds", "seed", "renderer")
 
 
-def generate_from_spec(root: str | os.PathLike, spec: Mapping, **kwargs) -> dict:
-    """Write a synthetic set from a recipe config's ``data.generate`` mapping (keys: ``splits``
-    {name: tracks}, ``seconds``, ``seed``, ``renderer``); ``kwargs`` go to :func:`generate_dataset`
-    (e.g. ``sample_rate``, ``mix``). An unknown key is a :class:`ConfigError` naming it."""
+def generate_from_spec(root: str | os.PathLike, spec: Mapping, *, present: bool = False, **kwargs) -> dict | None:
+    """Data made on first use from a recipe config's ``data.generate`` mapping (keys: ``splits``
+    {name: tracks}, ``seconds``, ``seed``, ``renderer``); ``kwargs`` go to :func:`generate_dataset` (e.g.
+    ``sample_rate``, ``mix``). ``present``: the recipe already finds its training split under ``root``.
+
+    A finished synthetic set made with the same settings is reused (None is returned); one made with other
+    settings is a :class:`ConfigError` naming both, never silently reused; an interrupted one is made again;
+    a folder without ``synth_report.json`` that the recipe can read (your own data) is used as it is."""
     unknown = set(spec) - set(GENERATE_KEYS)
     if unknown:
         raise ConfigError(f"data.generate has unknown keys {sorted(unknown)}; allowed: {', '.join(GENERATE_KEYS)}")
-    return generate_dataset(root, split=dict(spec.get("splits", {"train": 4, "valid": 1, "test": 1})),
-                            seconds=float(spec.get("seconds", 8.0)), seed=int(spec.get("seed", 0)),
-                            renderer=spec.get("renderer", "auto"), **kwargs)
+    args = dict(split=dict(spec.get("splits", {"train": 4, "valid": 1, "test": 1})),
+                seconds=float(spec.get("seconds", 8.0)), seed=int(spec.get("seed", 0)),
+                renderer=spec.get("renderer", "auto"), **kwargs)
+    report_path = Path(root) / "synth_report.json"
+    try:
+        made = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        made = None
+    if made is None:
+        return None if present else generate_dataset(root, **args)
+    want = {"splits": args["split"], "seconds": args["seconds"], "seed": args["seed"],
+            "sample_rate": int(args.get("sample_rate", 44100))}
+    if args["renderer"] != "auto":
+        want["renderer"] = args["renderer"]
+    differ = {k: (made.get(k), v) for k, v in want.items() if made.get(k) != v}
+    if differ:
+        raise ConfigError(f"{str(root)!r} holds a synthetic set made with other settings ("
+                          + "; ".join(f"{k}: {a} there, {b} asked" for k, (a, b) in differ.items())
+                          + "): remove the folder to have it made again, or pass another --data.root")
+    if made.get("complete", True) and present:
+        return None
+    return generate_dataset(root, **args)  # interrupted (or its training split removed): made again
 
 
 def generate_dataset(root: str | os.PathLike, *, tracks: int | None = None, seconds: float = 10.0,
@@ -72,6 +95,8 @@ def generate_dataset(root: str | os.PathLike, *, tracks: int | None = None, seco
     report = {"renderer": choice.name, "renderer_reason": choice.reason, "soundfont": choice.soundfont,
               "seed": int(seed), "seconds": float(seconds), "sample_rate": int(sample_rate),
               "stems": list(STEMS), "splits": dict(splits), "tracks": []}
+    root.mkdir(parents=True, exist_ok=True)  # marked unfinished until the last track is written
+    write_text(root / "synth_report.json", json.dumps({**report, "complete": False}, indent=2) + "\n")
     bar = None
     if progress:
         from tqdm import tqdm
@@ -88,7 +113,7 @@ def generate_dataset(root: str | os.PathLike, *, tracks: int | None = None, seco
     finally:
         if bar is not None:
             bar.close()
-    root.mkdir(parents=True, exist_ok=True)
+    report["complete"] = True
     write_text(root / "synth_report.json", json.dumps(report, indent=2) + "\n")
     return report
 

@@ -151,9 +151,9 @@ class MixingDataModule(BoosterDataModule):
 
     def generate(self) -> None:
         g = self.hparams.generate
-        if g and not (self.root / self.hparams.train_split).is_dir():
+        if g:
             from booster.data.synth import generate_from_spec
-            generate_from_spec(self.root, g)
+            generate_from_spec(self.root, g, present=(self.root / self.hparams.train_split).is_dir())
 
     def _list(self, split: str) -> list[Multitrack]:
         h = self.hparams

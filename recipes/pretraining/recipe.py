@@ -53,10 +53,12 @@ class PretrainingData(BoosterDataModule):
 
     def prepare_data(self):
         synth = self.hparams.synth
-        if synth and not any(Path(synth["root"]).rglob("mixture.wav")):
-            from ...data.synth import generate_dataset
-            generate_dataset(synth["root"], tracks=int(synth.get("tracks", 8)),
-                             seconds=float(synth.get("seconds", 20.0)), seed=int(synth.get("seed", 0)))
+        if synth:
+            from ...data.synth import generate_from_spec
+            generate_from_spec(synth["root"], {"splits": {"train": int(synth.get("tracks", 8))},
+                                               "seconds": float(synth.get("seconds", 20.0)),
+                                               "seed": int(synth.get("seed", 0))},
+                               present=any(Path(synth["root"]).rglob("mixture.wav")))
         build_cache(self._sources(), self.hparams.cache_dir)
 
     def setup(self, stage=None):

@@ -53,14 +53,10 @@ class StemsDataModule(BoosterDataModule):
     # ---- data preparation ---------------------------------------------------------------------
     def generate(self) -> None:
         g = self.hparams.generate
-        if g and not (self.root / self.hparams.train_split).is_dir():
-            from booster.data.synth import generate_dataset
-            unknown = set(g) - {"splits", "seconds", "seed", "renderer"}
-            if unknown:
-                raise ConfigError(f"data.generate has unknown keys {sorted(unknown)}")
-            generate_dataset(self.root, split=dict(g.get("splits", {"train": 4, "valid": 1, "test": 1})),
-                             seconds=float(g.get("seconds", 8.0)), seed=int(g.get("seed", 0)),
-                             renderer=g.get("renderer", "auto"), sample_rate=self.hparams.sample_rate)
+        if g:
+            from booster.data.synth import generate_from_spec
+            generate_from_spec(self.root, g, present=(self.root / self.hparams.train_split).is_dir(),
+                               sample_rate=self.hparams.sample_rate)
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams

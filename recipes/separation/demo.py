@@ -64,7 +64,7 @@ def _run(out_dir, say, seconds_budget, seed, train_tracks, test_tracks, track_se
     import lightning as L
     from lightning.pytorch.callbacks import Timer
 
-    from booster.data.synth import generate_dataset
+    from booster.data.synth import generate_from_spec
 
     from .data import StemsDataModule
     from .evaluation import compare_reports, format_table
@@ -74,9 +74,9 @@ def _run(out_dir, say, seconds_budget, seed, train_tracks, test_tracks, track_se
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     t0 = time.perf_counter()
-    if not (data / "train").is_dir():
-        rep = generate_dataset(data, split={"train": train_tracks, "valid": 1, "test": test_tracks},
-                               seconds=track_seconds, seed=seed)
+    rep = generate_from_spec(data, {"splits": {"train": train_tracks, "valid": 1, "test": test_tracks},
+                                    "seconds": track_seconds, "seed": seed}, present=(data / "train").is_dir())
+    if rep is not None:
         say(f"[separation 1/4] synthetic set: {train_tracks} train / {test_tracks} test tracks of "
             f"{track_seconds:g} s ({rep['renderer']}) in {time.perf_counter() - t0:.1f} s -> {data}")
     report: dict = {"budget_seconds": seconds_budget, "seed": seed, "host": host, "backbone": backbone, "runs": {}}

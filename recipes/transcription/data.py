@@ -107,10 +107,10 @@ class TranscriptionDataModule(BoosterDataModule):
     # ---- data preparation ---------------------------------------------------------------------
     def generate(self) -> None:
         g = self.hparams.generate
-        if not g or self._has_split(self.hparams.train_split):
-            return
-        from booster.data.synth import generate_from_spec
-        generate_from_spec(self.root, g, sample_rate=int(self.hparams.sample_rate), mix=False)
+        if g:
+            from booster.data.synth import generate_from_spec
+            generate_from_spec(self.root, g, present=self._has_split(self.hparams.train_split),
+                               sample_rate=int(self.hparams.sample_rate), mix=False)
 
     def _has_split(self, split: str) -> bool:
         return (self.root / split).is_dir() or (self.hparams.layout == "pairs" and any(self.root.glob("maestro-v*.csv")))

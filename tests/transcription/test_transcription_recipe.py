@@ -20,6 +20,7 @@ def _overrides(root, tmp, name):
             "--data.num_workers", "0", "--trainer.default_root_dir", str(tmp),
             "--trainer.enable_progress_bar", "false", "--model.eval_dir", str(tmp / "eval"),
             "--model.run_name", name, "--model.eval_segment", "1.0"]
+    args += ["--data.generate", "null"]  # the fixture's own data, not the set the demo config makes on first use
     if name == "demo":
         args += ["--data.stems", "[other]"]
     else:  # full-size transcribers take seconds per step on 2 CPUs: same recipe, debug size, debug MuQ
