@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "accepts_extra", False):
         args.extra = extra
     from .muq.loading import BACKBONE_OPTION
-    BACKBONE_OPTION.set(getattr(args, "backbone_option", None))  # what an offline hub id error suggests
+    option = BACKBONE_OPTION.set(getattr(args, "backbone_option", None))  # what an offline hub id error suggests
     try:
         return int(args.func(args) or 0)
     except BoosterError as e:
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"booster {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        BACKBONE_OPTION.reset(option)
 
 
 if __name__ == "__main__":
