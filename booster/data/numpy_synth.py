@@ -12,6 +12,7 @@ import pretty_midi
 
 from .songs import CLAP, CRASH, HAT, KICK, OPEN_HAT, RIDE, SNARE, Song
 
+VERSION = 2     # what it renders; 2: every tone has its pitch (1 rendered non-voice programs as pitchless DC)
 RELEASE = 0.12  # seconds of release after note off
 VOWELS = ((700, 1220, 2600), (400, 2000, 2550), (550, 900, 2450))  # a, e, o formants (Hz)
 

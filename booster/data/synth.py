@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .mixing import engineered_mix, random_mix_params
+from .numpy_synth import VERSION as NUMPY_SYNTH_VERSION
 from .render import resolve_renderer, render_song
 from .songs import STEMS, compose_song
 from ..audio import save as write_wav
@@ -62,6 +63,9 @@ def generate_from_spec(root: str | os.PathLike, spec: Mapping, *, present: bool 
             "sample_rate": int(args.get("sample_rate", 44100))}
     if args["renderer"] != "auto":
         want["renderer"] = args["renderer"]
+    if made.get("renderer") == "numpy":  # its output changed between versions; FluidSynth's did not
+        want["numpy_synth_version"] = NUMPY_SYNTH_VERSION
+        made.setdefault("numpy_synth_version", 1)
     differ = {k: (made.get(k), v) for k, v in want.items() if made.get(k) != v}
     if differ:
         raise ConfigError(f"{str(root)!r} holds a synthetic set made with other settings ("
@@ -95,6 +99,8 @@ def generate_dataset(root: str | os.PathLike, *, tracks: int | None = None, seco
     report = {"renderer": choice.name, "renderer_reason": choice.reason, "soundfont": choice.soundfont,
               "seed": int(seed), "seconds": float(seconds), "sample_rate": int(sample_rate),
               "stems": list(STEMS), "splits": dict(splits), "tracks": []}
+    if choice.name == "numpy":
+        report["numpy_synth_version"] = NUMPY_SYNTH_VERSION
     root.mkdir(parents=True, exist_ok=True)  # marked unfinished until the last track is written
     write_text(root / "synth_report.json", json.dumps({**report, "complete": False}, indent=2) + "\n")
     bar = None

@@ -39,3 +39,14 @@ def test_interrupted_set_is_made_again_own_data_is_kept(tmp_path):
     (own / "train").mkdir(parents=True)
     assert generate_from_spec(own, SPEC, present=True, sample_rate=8000) is None
     assert not (own / "synth_report.json").exists()
+
+
+def test_numpy_set_of_an_older_synthesiser_is_refused(tmp_path):
+    """The numpy renderer's output changed (version 2: pitched tones): a set it made before is not reused."""
+    root = tmp_path / "d"
+    report = generate_from_spec(root, SPEC, sample_rate=8000, mix=False)
+    assert report["renderer"] == "numpy" and report["numpy_synth_version"] == 2
+    old = {k: v for k, v in report.items() if k != "numpy_synth_version"}   # as written before the version
+    (root / "synth_report.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="numpy_synth_version: 1 there, 2 asked"):
+        generate_from_spec(root, SPEC, present=True, sample_rate=8000, mix=False)
