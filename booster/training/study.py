@@ -255,9 +255,8 @@ def run_parallel(settings: StudySettings, task: str, pending: list, finish, say)
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import torch
 
-    _, first, _ = pending[0]
     with _quiet_cli():
-        _make_cli(task, first.folder / "config.yaml", settings.overrides).datamodule.prepare_data()
+        _make_cli(task, pending[0][1].folder / "config.yaml", settings.overrides).datamodule.prepare_data()
     threads = max(1, torch.get_num_threads() // settings.jobs)
     say(f"{len(pending)} runs in {settings.jobs} parallel processes, {threads} CPU thread(s) each")
     pool = ProcessPoolExecutor(settings.jobs, mp_context=multiprocessing.get_context("spawn"),
