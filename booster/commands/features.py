@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..audio import list_audio_files, strict_audio
-    from ..cache import check_feature_file, feature_settings, file_hash, save_features
+    from ..cache import check_feature_file, file_hash, save_features
     from ..fsutil import check_finite_option, check_output_dir, unique_output_names
     from ..backbone import identity, load_backbone, resolve_layers
     from ..training.device import resolve_device

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from ..errors import BoosterError
+from . import run_each_input
 
 
 def add_parser(sub) -> None:
@@ -83,18 +82,10 @@ def run(args: argparse.Namespace) -> int:
     kind = "boosted " if sep.boosted else ""
     print(f"{kind}{sep.meta['host']['name']} -> {', '.join(sep.sources)} at {sep.sample_rate} Hz, "
           f"{len(names)} file(s) on {device}", file=sys.stderr)
-    failed = 0
+    def work(f, name):
+        paths = sep.separate_file(f, out, progress=not args.no_progress, subtype=subtype, ext=ext, name=name,
+                                  two_stems=args.two_stems, shifts=args.shifts)
+        return Path(next(iter(paths.values()))).parent, ""
+
     with audio.strict_audio(args.strict):
-        for f, name in names.items():
-            t0 = time.perf_counter()
-            try:
-                paths = sep.separate_file(f, out, progress=not args.no_progress, subtype=subtype, ext=ext,
-                                          name=name, two_stems=args.two_stems, shifts=args.shifts)
-            except BoosterError as e:
-                if not args.keep_going:
-                    raise
-                failed += 1
-                print(f"skipped {f}: {e}", file=sys.stderr)
-                continue
-            print(f"{f} -> {Path(next(iter(paths.values()))).parent} ({time.perf_counter() - t0:.1f} s)")
-    return 1 if failed else 0
+        return run_each_input(names, args.keep_going, work)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from ..errors import BoosterError
+from . import run_each_input
 
 
 def add_parser(sub) -> None:
@@ -56,18 +55,10 @@ def run(args: argparse.Namespace) -> int:
     kind = "boosted " if tr.boosted else ""
     print(f"{kind}{tr.meta['host']['name']} transcriber, pitches {tr.pitch_range[0]}..{tr.pitch_range[1]} at "
           f"{tr.sample_rate} Hz, {len(files)} file(s) on {device}", file=sys.stderr)
-    failed = 0
-    for f, name in names.items():
-        t0 = time.perf_counter()
-        try:
-            out = tr.transcribe_file(f, out_dir, name=name, save_notes=args.save_notes, plot=args.plot,
-                                     progress=not args.no_progress)
-        except BoosterError as e:
-            if not args.keep_going:
-                raise
-            failed += 1
-            print(f"skipped {f}: {e}", file=sys.stderr)
-            continue
+    def work(f, name):
+        out = tr.transcribe_file(f, out_dir, name=name, save_notes=args.save_notes, plot=args.plot,
+                                 progress=not args.no_progress)
         extra = "".join(f", {out[k]}" for k in ("notes_csv", "plot") if k in out)
-        print(f"{f} -> {out['midi']}{extra} ({len(out['notes'])} notes, {time.perf_counter() - t0:.1f} s)")
-    return 1 if failed else 0
+        return f"{out['midi']}{extra}", f"{len(out['notes'])} notes, "
+
+    return run_each_input(names, args.keep_going, work)
