@@ -55,3 +55,17 @@ def test_output_folder_errors(tmp_path, capsys):
     assert main(["transcribe", str(wav), "-o", str(tmp_path / "o"), "--model", str(model), "--no-progress",
                  "--onset-threshold", "0.99"]) == 0
     assert [n for i in pretty_midi.PrettyMIDI(str(tmp_path / "o" / "x.mid")).instruments for n in i.notes] == []
+
+
+def test_keep_going_skips_a_bad_input_and_transcribes_the_rest(tmp_path, capsys):
+    model = _model_file(tmp_path / "tr.safetensors")
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "bad.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "in" / "good.wav", np.zeros(16000), 16000)
+    out = tmp_path / "o"
+    assert main(["transcribe", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--no-progress",
+                 "--keep-going"]) == 1   # a skipped input makes the exit status 1
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "bad.wav" in captured.err and "NaN" in captured.err
+    assert "good.wav -> " in captured.out and " notes, " in captured.out
+    assert (out / "good.mid").is_file() and not (out / "bad.mid").exists()
