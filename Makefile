@@ -1,15 +1,24 @@
 # The two set-up commands (README): `make demo` runs the main job on the embedded default (no downloads),
-# `make test` runs the test suite. Both install what is missing first (scripts/setup.sh).
+# `make test` runs the test suite. Both first install what is missing (scripts/setup.sh) into a virtual
+# environment, .venv/ by default (VENV=path to use another; VENV= PYTHON=python3 to use an existing Python).
+VENV ?= .venv
+ifeq ($(strip $(VENV)),)
 PYTHON ?= python3
-export PYTHON
+STAMP := .install-stamp
+else
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+endif
+export PYTHON VENV
 
-.PHONY: install demo test bench gpu-smoke clean
+.PHONY: install demo test bench gpu-smoke clean distclean
 
-install: .install-stamp
+install: $(STAMP)
 
-.install-stamp: pyproject.toml constraints.txt scripts/setup.sh
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
-	touch .install-stamp
+	touch $(STAMP)
 
 demo: install
 	$(PYTHON) -m booster.cli demo
@@ -26,3 +35,6 @@ gpu-smoke: install
 
 clean:
 	rm -rf .install-stamp build *.egg-info .pytest_cache demo_out
+
+distclean: clean
+	rm -rf .venv

@@ -2,10 +2,19 @@
 # Install everything muq-booster needs on a fresh Debian/Ubuntu machine:
 #   Debian packages: ffmpeg (museval imports musdb/stempeg, which needs ffmpeg + ffprobe),
 #                    fluidsynth + fluid-soundfont-gm (realistic rendering of the synthetic data set);
-#   Python: the package in editable mode with its test extras, torch/torchaudio pinned by constraints.txt.
+#   Python: the package in editable mode with its test extras, every pin of constraints.txt applied.
+# With VENV set (the Makefile's default: .venv), the virtual environment is created first and PYTHON is its python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+if [ -n "${VENV:-}" ]; then
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating the virtual environment $VENV"
+    "${BASE_PYTHON:-python3}" -m venv "$VENV"
+  fi
+  PY="$VENV/bin/python"
+else
+  PY="${PYTHON:-python3}"
+fi
 
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
@@ -24,4 +33,9 @@ fi
 
 echo "setup: installing muq-booster and its dependencies (pip)"
 "$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+if ! "$PY" -c "import torch, torchaudio" 2>/tmp/muq-booster-setup-import.log; then
+  echo "setup: torch and torchaudio are installed but do not load together ($(tail -n 1 /tmp/muq-booster-setup-import.log))." >&2
+  echo "setup: install a tested pair: pip install -c constraints.txt torch torchaudio (see constraints.txt)" >&2
+  exit 1
+fi
 "$PY" -c "import booster, torch, torchaudio; print(f'setup: muq-booster {booster.__version__}, torch {torch.__version__}, torchaudio {torchaudio.__version__}')"
