@@ -7,8 +7,15 @@ dropped, then ``(x - mean) / std`` with the checkpoint's ``stat``.
 from __future__ import annotations
 
 import torch
-import torchaudio
 from torch import nn
+
+try:
+    import torchaudio
+except OSError as e:  # a torchaudio built for another torch: its library fails to load (undefined symbol)
+    from importlib.metadata import version as _version
+    raise ImportError(f"torchaudio {_version('torchaudio')} does not load with torch {torch.__version__} "
+                      f"({str(e).splitlines()[0][:160]}); install a tested pair, e.g. pip install torch==2.14.1 "
+                      "torchaudio==2.11.0 (muq-booster's constraints.txt)") from None
 
 from .config import N_FFT, SAMPLE_RATE, MuQConfig
 
