@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import torch
+
 from .errors import CheckpointError, ConfigError
 
 CONTRACT = ("sample_rate", "frame_rate", "hidden_size", "num_layers", "extract", "identity")
@@ -133,13 +135,74 @@ def _accepts_seed(fn) -> bool:
         return False
 
 
-def extract_file(backbone, path, layers=None):
-    """Features of an audio file: the backbone's own ``extract_file(path, layers)`` when it has one
-    (bounded memory, window by window), else the file read at ``backbone.sample_rate`` (mono) and
-    :meth:`extract`."""
+def _accepts(fn, name: str) -> bool:
+    """Whether callable ``fn`` takes keyword ``name`` (inspected once per function)."""
+    import inspect
+    key = (getattr(fn, "__func__", fn), name)
+    if key not in _ACCEPTS:
+        try:
+            params = inspect.signature(fn).parameters
+            _ACCEPTS[key] = name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            _ACCEPTS[key] = False
+    return _ACCEPTS[key]
+
+
+_ACCEPTS: dict = {}
+
+
+def backbone_features(backbone, wav, sample_rate: int, layers=None, *, out_device=None, out_dtype=None, **opts):
+    """The one live-extraction path: ``Features`` (``hidden`` ``[B, L, T, D]``) of ``wav`` (``[S]``,
+    ``[C, S]`` or ``[B, C, S]`` at ``sample_rate``) through the backbone's own ``extract``.
+
+    Every caller (training's live features, :class:`booster.inject.Boosted`'s live path, chunked
+    inference, the feature cache) comes here, so what MuQ sees is resampled and band-limited the same way
+    everywhere. The booster's freezing policy holds: a backbone found in training mode is put back in eval
+    mode; no autograd graph is built. ``out_device`` / ``out_dtype``: where the features are kept (e.g.
+    ``"cpu"`` for whole-track features in host memory), passed to ``extract`` when it takes them, else
+    applied after. ``opts``: further ``extract`` options (``window``, ``overlap``, ``precision``...).
+    """
+    if getattr(backbone, "training", False):
+        backbone.eval()
+    move = {}
+    for key, value in (("out_device", out_device), ("out_dtype", out_dtype)):
+        if value is not None:
+            if _accepts(backbone.extract, key):
+                opts[key] = value
+            else:
+                move[key[4:]] = value
+    with torch.no_grad():
+        feats = backbone.extract(wav, int(sample_rate), layers, **opts)
+    return feats.to(**move) if move else feats
+
+
+def extract_file(backbone, path, layers=None, sample_rate: int | None = None, *, out_device=None,
+                 out_dtype=None):
+    """Features of an audio file (mono), read at ``sample_rate`` (default: the backbone's own rate).
+
+    ``sample_rate`` = the host's rate makes the backbone see what it sees in training (the host's input,
+    then the backbone's own resampling): the file read at that rate goes through the backbone's own
+    ``extract_file(path, layers, read_rate=...)`` when it takes ``read_rate`` (bounded memory, window by
+    window), else through :class:`booster.audio.FileReader` and :func:`backbone_features`.
+    Without ``sample_rate``: ``extract_file(path, layers)`` when the backbone has one, else the file at
+    ``backbone.sample_rate``."""
     fn = getattr(backbone, "extract_file", None)
-    if fn is not None:
-        return fn(path, layers)
+    rate = int(sample_rate or backbone.sample_rate)
+    extra = {"read_rate": rate} if sample_rate is not None else {}
+    if fn is not None and all(_accepts(fn, k) for k in extra):
+        move = {}
+        for key, value in (("out_device", out_device), ("out_dtype", out_dtype)):
+            if value is not None:
+                if _accepts(fn, key):
+                    extra[key] = value
+                else:
+                    move[key[4:]] = value
+        if getattr(backbone, "training", False):
+            backbone.eval()
+        with torch.no_grad():
+            feats = fn(path, layers, **extra)
+        return feats.to(**move) if move else feats
     from .audio import FileReader
-    reader = FileReader(path, int(backbone.sample_rate), 1)
-    return backbone.extract(reader(0, reader.length), int(backbone.sample_rate), layers)
+    reader = FileReader(path, rate, 1)
+    return backbone_features(backbone, reader(0, reader.length), rate, layers, out_device=out_device,
+                             out_dtype=out_dtype)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import BoosterError
-from .backbone import identity as backbone_identity
+from .backbone import backbone_features, identity as backbone_identity
 from .features import Features
 from .fsutil import atomic_path
 
@@ -181,7 +181,7 @@ class FeatureCache:
             self.hits += 1
             return cached
         self.misses += 1
-        feats = muq.extract(wav, sample_rate, layers, window=window, overlap=overlap, precision=precision)
+        feats = backbone_features(muq, wav, sample_rate, layers, window=window, overlap=overlap, precision=precision)
         save_features(self.path(key), feats, dtype=self.dtype,
                       meta={"backbone": backbone_identity(muq), "source": audio_hash(wav, sample_rate), **settings})
         return load_features(self.path(key))[0] if self.dtype != "float32" else feats

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .backbone import check_backbone, freeze, resolve_layers
+from .backbone import backbone_features, check_backbone, freeze, resolve_layers
 from .errors import ConfigError
 from .features import Features
 from .fusion import FUSIONS, SiteAdapter, parse_layout
@@ -395,10 +395,7 @@ class Boosted(nn.Module):
                 raise ConfigError(f"input_fn must give a waveform [S], [B, S] or [B, C, S], got {shape}")
             offset, span = self._span(args, kwargs, wav, sr)
             batched = wav.reshape(1, 1, -1) if wav.dim() == 1 else wav[:, None] if wav.dim() == 2 else wav
-            if self.backbone.training:  # someone switched it to training mode: the booster keeps it frozen
-                self.backbone.eval()
-            with torch.no_grad():
-                feats = self.backbone.extract(batched.detach(), sr, layers=self.layers)
+            feats = backbone_features(self.backbone, batched.detach(), sr, self.layers)  # eval, no_grad
             input_start = 0.0
         hidden = feats.hidden.clone()  # leave inference mode: autograd may save it for the adapters
         return _Context(hidden, feats.layers, feats.frame_rate, feats.start, input_start + offset, span)

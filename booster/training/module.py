@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from booster.backbone import load_backbone, resolve_layers
+from booster.backbone import backbone_features, load_backbone, resolve_layers
 from booster.errors import CheckpointError, ConfigError
 
 from . import boosting
@@ -122,8 +122,7 @@ class BoosterModule(L.LightningModule):
         if not self.boosted:
             return None
         t = time.perf_counter()
-        with torch.no_grad():
-            feats = self.backbone.extract(wav, sample_rate, boosting.feature_layers(self.model))
+        feats = backbone_features(self.backbone, wav, sample_rate, boosting.feature_layers(self.model))
         self.timing["features"] += time.perf_counter() - t
         return feats
 
