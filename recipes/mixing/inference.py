@@ -1,10 +1,11 @@
 """Mixing whole tracks with a trained mixer, on the kit's chunked inference.
 
 :class:`Mixer` is a :class:`booster.training.ChunkedInference` whose input is a stack of stems
-``[N, C, S]`` and whose output is the stereo mix ``[2, S]`` (``hop=1``). The backbone runs once per track
-on the mono sum of the stems; every batch of chunks gets its slice of those features. Stem files are read
-chunk by chunk (any rate / channel count, resampled) and the mix is written chunk by chunk, so memory is
-bounded by one batch of chunks plus the backbone's input (the stems' mono sum at the backbone's rate).
+``[N, C, S]`` and whose output is the stereo mix ``[2, S]`` (``hop=1``). A boosted mixer's backbone features
+come from each chunk's own stems (their sum at the model's rate, the host's ``input_fn``), as in training
+(the kit's context policy, :mod:`booster.training.inference`); chunks default to the training segment.
+Stem files are read chunk by chunk (any rate / channel count, resampled to the model's rate) and the mix
+is written chunk by chunk, so memory is bounded by one batch of chunks.
 """
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ class Mixer(ChunkedInference):
     """``mixer.mix_tensor(stems [N, C, S]) -> [2, S]``; ``mixer.mix_folder(folder, out_dir)`` writes a wav."""
 
     def __init__(self, model: torch.nn.Module, meta: dict, *, overlap: float = 0.25, batch_size: int = 4,
-                 cache=None, segment: float | None = None):
+                 cache=None, segment: float | None = None, **options):
         self.meta = meta
         self.stems = list(meta["stems"])
         host = boosting.host_of(model)
-        seconds = segment or chunk_seconds(meta["host"]["name"], host, 10.0)
+        seconds = segment or inference_segment(model, meta, chunk_seconds(meta["host"]["name"], host, 10.0))
         super().__init__(model, sample_rate=int(meta["sample_rate"]), channels=int(meta["channels"]),
-                         segment=seconds, overlap=overlap, batch_size=batch_size, cache=cache)
+                         segment=seconds, overlap=overlap, batch_size=batch_size, cache=cache, **options)
         self.out_channels = int(getattr(host, "out_channels", 2))
 
     def slot_map(self, aliases: dict | None = None, unknown: str = "error") -> SlotMap:
@@ -51,7 +52,7 @@ class Mixer(ChunkedInference):
     def mix_tensor(self, stems: torch.Tensor, *, features=None, cached: bool = False,
                    progress: bool = False) -> torch.Tensor:
         """``stems`` ``[N, C, S]`` at ``sample_rate`` → mix ``[out_channels, S]`` on ``stems``' device.
-        ``features``: precomputed features of the stems' sum (else computed once here; through the
+        ``features``: precomputed features of the stems' sum (else each chunk's own; through the
         feature cache with ``cached``)."""
         self.check_stems(stems)
         dev = model_device(self.model)
@@ -61,7 +62,7 @@ class Mixer(ChunkedInference):
             xs = stems.to(dev)
             if features is None:
                 features = self.track_features(xs.sum(0), cached=cached)
-            out = chunked_apply(tensor_reader(xs), xs.shape[-1], self.segment, self.runner(features),
+            out = chunked_apply(tensor_reader(xs), xs.shape[-1], self.segment, self.runner(features, cached=cached),
                                 overlap=self.overlap, hop=1, out_frames=xs.shape[-1], batch_size=self.batch_size,
                                 progress=progress, sample_rate=self.sample_rate, desc="mixing")
         finally:
@@ -69,17 +70,15 @@ class Mixer(ChunkedInference):
         return out.to(stems.device)
 
     def folder_features(self, track: Multitrack):
-        """Backbone features of a track folder's stems: their sum, mono, read in blocks at the backbone's rate."""
-        if not self.boosted:
+        """Track features of a folder's stems (``context="track"`` only, else None): their sum read at the
+        model's rate and channels, as the host's ``input_fn`` gives it in training, kept in host memory."""
+        if not self.boosted or self.context != "track":
             return None
-        bb = self.backbone
-        reader = MultitrackReader(track, int(bb.sample_rate), 1)
-        block = int(FEATURE_BLOCK * bb.sample_rate)
-        mono = torch.cat([reader.stems(a, min(block, reader.length - a)).sum(0)
-                          for a in range(0, reader.length, block)], -1)             # [1, S_backbone]
-        with torch.no_grad():
-            return bb.extract(mono.to(model_device(self.model)), int(bb.sample_rate),
-                              boosting.feature_layers(self.model))
+        reader = MultitrackReader(track, self.sample_rate, self.channels)
+        block = int(FEATURE_BLOCK * self.sample_rate)
+        total = torch.cat([reader.stems(a, min(block, reader.length - a)).sum(0)
+                           for a in range(0, reader.length, block)], -1)             # [C, S]
+        return self.track_features(total)
 
     def mix_folder(self, folder: str | Path, out_dir: str | Path, *, aliases: dict | None = None,
                    unknown: str = "error", name: str | None = None, progress: bool = False,
@@ -108,7 +107,9 @@ class Mixer(ChunkedInference):
         return save_model(path, self.model, self.meta)
 
     @classmethod
-    def load(cls, src: str | Path, *, overlap: float = 0.25, device="cpu", batch_size: int = 4) -> "Mixer":
-        """From a recipe ``.ckpt`` or a ``.safetensors`` mixer file."""
+    def load(cls, src: str | Path, *, overlap: float = 0.25, device="cpu", batch_size: int = 4,
+             **options) -> "Mixer":
+        """From a recipe ``.ckpt`` or a ``.safetensors`` mixer file; ``options``: ``segment``, ``context``,
+        ``feature_dtype``."""
         model, meta = load_model(Path(src).expanduser(), task=TASK, device=device)
-        return cls(model, meta, overlap=overlap, batch_size=batch_size)
+        return cls(model, meta, overlap=overlap, batch_size=batch_size, **options)

@@ -1,8 +1,10 @@
 """Separating tracks with a trained (or published) separator, on the kit's chunked inference.
 
 :class:`Separator` is a :class:`booster.training.ChunkedInference` over waveforms (``hop=1``) plus what
-separation needs: sources, files in and stems out. The backbone runs once per track; each batch of chunks
-gets its slice of the features. Files are read and written chunk by chunk (bounded memory).
+separation needs: sources, files in and stems out. A boosted separator's backbone features come from each
+chunk's own audio at the model's rate, as in training (the kit's context policy,
+:mod:`booster.training.inference`); chunks default to the training segment. Files are read and written chunk
+by chunk (bounded memory).
 
 Saved separators are one ``.safetensors`` file (host + adapter weights and the kit's model description,
 ``booster.training.checkpoint``); recipe ``.ckpt`` files load too (``weights_only=True``).
@@ -19,7 +21,7 @@ from booster.errors import CheckpointError
 from booster.training import boosting
 from booster.training.checkpoint import FORMAT_VERSION, build_from_meta, describe, load_model, save_model  # noqa: F401
 from booster.training.hosts import HostSpec, available_hosts, chunk_seconds, load_plugin
-from booster.training.inference import ChunkedInference
+from booster.training.inference import ChunkedInference, inference_segment
 
 TASK = "separation"
 PUBLISHED_HOST = "htdemucs"   # the host whose published names `--model NAME` means (e.g. htdemucs)
@@ -27,19 +29,20 @@ PUBLISHED_HOST = "htdemucs"   # the host whose published names `--model NAME` me
 
 class Separator(ChunkedInference):
     def __init__(self, model: torch.nn.Module, meta: dict, *, overlap: float = 0.25, batch_size: int = 4,
-                 cache=None, segment: float | None = None):
+                 cache=None, segment: float | None = None, **options):
         self.meta = meta
         self.sources = list(meta["sources"])
         host = boosting.host_of(model)
-        segment = segment or chunk_seconds(meta["host"]["name"], host, meta.get("segment", 10.0))
+        segment = segment or inference_segment(model, meta, chunk_seconds(meta["host"]["name"], host,
+                                                                          meta.get("segment", 10.0)))
         super().__init__(model, sample_rate=int(meta["sample_rate"]), channels=int(meta["channels"]),
-                         segment=segment, overlap=overlap, batch_size=batch_size, cache=cache)
+                         segment=segment, overlap=overlap, batch_size=batch_size, cache=cache, **options)
         self.segment_seconds = segment
 
     def separate_tensor(self, mix: torch.Tensor, *, features=None, cached: bool = False,
                         progress: bool = False) -> torch.Tensor:
         """``mix`` ``[C, S]`` at ``sample_rate`` → ``[N, C, S]`` on ``mix``'s device. ``features``:
-        precomputed track features (else the backbone runs once here; through the cache with ``cached``)."""
+        precomputed track features (else each chunk's own; through the cache with ``cached``)."""
         return self(mix, features=features, cached=cached, progress=progress)
 
     def separate_file(self, path: str | Path, out_dir: str | Path, *, progress: bool = False,
@@ -137,9 +140,10 @@ class Separator(ChunkedInference):
 
     @classmethod
     def load(cls, src: str | Path, *, overlap: float = 0.25, device="cpu", batch_size: int = 4,
-             segment: float | None = None) -> "Separator":
+             segment: float | None = None, **options) -> "Separator":
         """From a ``.safetensors`` separator file, a recipe ``.ckpt`` or a published model name;
-        ``segment``: chunk length in seconds (default: the host's)."""
+        ``segment``: chunk length in seconds (default: :func:`inference_segment`); ``options``: the kit's
+        ``context`` / ``feature_dtype``."""
         p = Path(src).expanduser()
         if p.suffix == ".ckpt" or (p.exists() and p.suffix != ".safetensors"):
             from booster.fsutil import check_checkpoint_file
@@ -149,7 +153,7 @@ class Separator(ChunkedInference):
         else:
             model, meta = _published(str(src))
             model = model.to(device).eval()
-        return cls(model, meta, overlap=overlap, batch_size=batch_size, segment=segment)
+        return cls(model, meta, overlap=overlap, batch_size=batch_size, segment=segment, **options)
 
 
 def _published(name: str) -> tuple[torch.nn.Module, dict]:

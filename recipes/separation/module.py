@@ -121,10 +121,8 @@ class SeparationModule(BoosterModule):
     def validation_step(self, batch, batch_idx):
         from .evaluation import global_sdr
         mix, sources = batch
-        feats = self.fixed_features(mix)
-        sep = self.separator()
-        est = torch.stack([sep.separate_tensor(m, features=None if feats is None else _item(feats, i))
-                           for i, m in enumerate(mix)])
+        sep = self.separator()   # features per chunk as in training (and test); the cache holds them
+        est = torch.stack([sep.separate_tensor(m, cached=True) for m in mix])
         sdr = torch.stack([global_sdr(s, e) for s, e in zip(sources, est)]).mean(0)  # [N]
         bs = mix.shape[0]
         self.log("valid/l1", (est - sources).abs().mean(), batch_size=bs, sync_dist=True)
@@ -140,8 +138,3 @@ class SeparationModule(BoosterModule):
                              bsseval=bool(self.hparams.eval_bsseval))
         self.add_test_item(name, row)
         self.log("test/gSDR", torch.tensor([r["gSDR"] for r in row.values()]).mean(), batch_size=1)
-
-
-def _item(features, i: int):
-    from booster.features import Features
-    return Features(features.hidden[i:i + 1], features.layers, features.frame_rate, features.start)

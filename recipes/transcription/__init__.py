@@ -5,4 +5,4 @@
 """
 MODULE = "booster.recipes.transcription.module:TranscriptionModule"
 DATA = "booster.recipes.transcription.data:TranscriptionDataModule"
-LINKS = ("sample_rate", "hop_length", "pitch_range")   # set once under data:, linked into model:
+LINKS = ("sample_rate", "hop_length", "pitch_range", "segment")   # set once under data:, linked into model:

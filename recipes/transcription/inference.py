@@ -4,8 +4,11 @@ Shape glossary: C channels (1: the transcriber hears mono), S samples, T frames,
 
 :class:`Transcriber` is a :class:`booster.training.ChunkedInference` whose output is the stack of the
 four heads, ``[4, P, T]`` (``HEADS`` order; time last, one frame per ``hop_length`` samples, cross-faded
-between overlapping chunks). The backbone runs once per file; each batch of chunks gets its slice of the
-features. Files are read chunk by chunk at the model's rate; the rolls kept for decoding are float16
+between overlapping chunks). A boosted transcriber's backbone features come from each chunk's own audio at
+the transcriber's rate (16 kHz: the band limit training had), as in training (the kit's context policy,
+:mod:`booster.training.inference`); chunks default to the training segment (``meta["segment"]``) or to what
+``booster test`` used (``meta["eval_segment"]``). Files are read chunk by chunk at the model's rate; the
+rolls kept for decoding are float16
 (about 60 MB per hour of audio for 88 keys), so memory stays bounded on long files.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from booster.audio import FileReader
 from booster.training import boosting
 from booster.training.checkpoint import load_model, save_model
 from booster.training.hosts import chunk_seconds
-from booster.training.inference import ChunkedInference
+from booster.training.inference import ChunkedInference, inference_segment
 
 from .decoding import decode_notes, plot_piano_roll, write_midi, write_notes_csv
 
@@ -41,15 +44,16 @@ class Transcriber(ChunkedInference):
     fraction of a chunk shared with the next; ``onset_threshold`` / ``frame_threshold``: decoding."""
 
     def __init__(self, model: torch.nn.Module, meta: dict, *, segment: float | None = None, overlap: float = 0.25,
-                 batch_size: int = 4, onset_threshold: float = 0.5, frame_threshold: float = 0.5, cache=None):
+                 batch_size: int = 4, onset_threshold: float = 0.5, frame_threshold: float = 0.5, cache=None,
+                 **options):
         self.meta = meta
         host = boosting.host_of(model)
         self.pitch_range = tuple(host.pitch_range)
         self.frame_rate = host.frame_rate
-        segment = segment or chunk_seconds(meta["host"]["name"], host, 20.0)
+        segment = segment or inference_segment(model, meta, chunk_seconds(meta["host"]["name"], host, 20.0))
         super().__init__(model, sample_rate=host.sample_rate, channels=1, segment=segment, overlap=overlap,
                          hop=host.hop_length, batch_size=batch_size, out_frames=host.num_frames,
-                         forward=stack_heads, cache=cache)
+                         forward=stack_heads, cache=cache, **options)
         self.onset_threshold, self.frame_threshold = float(onset_threshold), float(frame_threshold)
         self.max_segment = self.segment
 

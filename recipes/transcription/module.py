@@ -29,8 +29,10 @@ class TranscriptionModule(BoosterModule):
 
     Args (transcription): backend ("onsets_frames" or "shallow"), frontend ("mel" or "cqt"),
     frontend_kwargs (e.g. ``{trainable: true}`` for learnable CQT kernels), sample_rate, hop_length,
-    pitch_range (set these three under ``data:``, they are linked here), onset_threshold /
-    frame_threshold (decoding), eval_segment (chunk seconds of whole-file inference; None: the host's),
+    pitch_range, segment (the training crop in seconds; set these four under ``data:``, they are linked
+    here), onset_threshold / frame_threshold (decoding), eval_segment (chunk seconds of whole-file
+    inference, recorded in the model description so ``booster transcribe`` uses it too; None: the training
+    segment for a boosted model, so MuQ sees the context it was trained with, else the host's),
     eval_overlap, eval_batch (chunks per batch). The other arguments are the kit's
     (:class:`booster.training.BoosterModule`).
     """
@@ -42,7 +44,8 @@ class TranscriptionModule(BoosterModule):
 
     def __init__(self, host: str = "onsets_frames", backend: str = "onsets_frames", frontend: str = "mel",
                  frontend_kwargs: dict | None = None, sample_rate: int = 16000, hop_length: int = 512,
-                 pitch_range: tuple[int, int] = PIANO_RANGE, size: str = "full", host_kwargs: dict | None = None,
+                 pitch_range: tuple[int, int] = PIANO_RANGE, segment: float = 5.0, size: str = "full",
+                 host_kwargs: dict | None = None,
                  pretrained: str | None = None, pretrained_repo: str | None = None, boost: bool = False,
                  backbone: str = "debug", backbone_seed: int = 0, boost_kwargs: dict | None = None,
                  feature_cache: str | None = None, lr: float = 6e-4, adapter_lr: float | None = None,
@@ -62,7 +65,8 @@ class TranscriptionModule(BoosterModule):
     def task_meta(self) -> dict:
         h = self.hparams
         return {"sample_rate": int(h.sample_rate), "hop_length": int(h.hop_length),
-                "pitch_range": [int(p) for p in h.pitch_range]}
+                "pitch_range": [int(p) for p in h.pitch_range], "segment": float(h.segment),
+                "eval_segment": None if h.eval_segment is None else float(h.eval_segment)}
 
     def evaluated(self) -> dict:
         h = self.hparams

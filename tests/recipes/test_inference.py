@@ -30,11 +30,15 @@ def _count_muq_calls(backbone):
 @pytest.mark.parametrize("host", ["htdemucs", "openunmix"])
 def test_muq_runs_once_per_track_and_features_reach_the_host(host, tmp_path):
     m = _boosted(host)
-    sep = m.separator()
+    assert m.separator().context == "chunk"        # the default: per chunk batch, as in training
+    sep = Separator(m.model, m.description(), context="track")
     assert sep.boosted and sep.segment == 44100
     mix = 0.1 * torch.randn(2, int(3.7 * 44100))
     calls, handle = _count_muq_calls(sep.backbone)
     try:
+        per_chunk = m.separator().separate_tensor(mix)
+        assert len(calls) == 2                     # 5 chunks in 2 batches of up to 4
+        del calls[:]
         out = sep.separate_tensor(mix)             # 5 overlapping chunks
         assert len(calls) == 1
         sf.write(tmp_path / "x.wav", mix.T.numpy(), 44100, subtype="FLOAT")
@@ -47,6 +51,7 @@ def test_muq_runs_once_per_track_and_features_reach_the_host(host, tmp_path):
     assert (from_file - out).abs().max() < 1e-3    # streaming file path == in-memory path
     plain = Separator(m.model.host, m.description()).separate_tensor(mix)
     assert (plain - out).abs().max() > 1e-4        # the adapters changed the output: features arrived
+    assert (plain - per_chunk).abs().max() > 1e-4
 
 
 def test_separate_cli_any_rate_and_channels(tmp_path, capsys):

@@ -123,8 +123,10 @@ def test_boosted_file_inference_runs_muq_once_and_uses_its_features(synth_root, 
     calls = []
     real = debug_muq.extract
     monkeypatch.setattr(debug_muq, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real_file = debug_muq.extract_file
+    monkeypatch.setattr(debug_muq, "extract_file", lambda *a, **k: calls.append(1) or real_file(*a, **k))
     wav = synth_root / "test" / "song_0000" / "other.wav"
-    tr = _transcriber(boosted, segment=1.0, overlap=0.25, batch_size=2)   # 4 chunks
+    tr = _transcriber(boosted, segment=1.0, overlap=0.25, batch_size=2, context="track")   # 4 chunks
     rolls, _ = tr.file_rolls(wav)
     assert len(calls) == 1
     audio, _ = load(wav, sample_rate=16000, mono=True)
