@@ -33,6 +33,7 @@ def test_pyproject_excludes_the_broken_torchaudio_and_admits_the_pins():
     ta = reqs["torchaudio"].specifier
     assert "2.11.1" not in ta                      # does not load with torch 2.11.0 (undefined symbol)
     assert "2.11.0" in ta                          # loads with torch 2.11.0 (GPU machine) and 2.14.1 (here)
+    assert "2.15.0" not in reqs["torch"].specifier  # torchaudio 2.11.0 does not load with it (other CUDA)
     pins = _pins()
     for name in ("torch", "torchaudio"):
         assert pins[name].lstrip("=") in reqs[name].specifier, f"the pin of {name} is outside pyproject's range"

@@ -11,7 +11,7 @@ from torch import nn
 
 try:
     import torchaudio
-except OSError as e:  # a torchaudio built for another torch: its library fails to load (undefined symbol)
+except (OSError, RuntimeError) as e:  # a torchaudio built for another torch (undefined symbol, other CUDA)
     from importlib.metadata import version as _version
     raise ImportError(f"torchaudio {_version('torchaudio')} does not load with torch {torch.__version__} "
                       f"({str(e).splitlines()[0][:160]}); install a tested pair, e.g. pip install torch==2.14.1 "
