@@ -86,7 +86,8 @@ def site_channels(model: nn.Module, site: Site) -> int | None:
 
 
 def io_functions(model: nn.Module) -> dict:
-    """``input_fn`` for an HTDemucs: ``(mix [B, C, S] padded as HTDemucs pads it, model.samplerate)``."""
+    """``input_fn`` for an HTDemucs: ``(mix [B, C, S] padded as HTDemucs pads it, model.samplerate)``;
+    ``span_fn``: per site, the interval its frames tile (:func:`site_span`)."""
     def input_fn(mix=None, *args, **kwargs):
         mix = kwargs.get("mix", mix)
         if model.use_train_segment and not model.training:
@@ -94,7 +95,40 @@ def io_functions(model: nn.Module) -> dict:
             if mix.shape[-1] < length:
                 mix = F.pad(mix, (0, length - mix.shape[-1]))
         return mix, int(model.samplerate)
-    return {"input_fn": input_fn}
+
+    def span_fn(mix=None, *args, **kwargs):
+        length = input_fn(mix, *args, **kwargs)[0].shape[-1]
+        return lambda site: site_span(model, site, length)
+    return {"input_fn": input_fn, "span_fn": span_fn}
+
+
+def site_span(model: nn.Module, site: Site, length: int) -> tuple[float, float]:
+    """``(offset, seconds)`` the frames at ``site`` tile, for a (padded) mix of ``length`` samples.
+
+    Frequency branch (``encoder.<i>``, ``crosstransformer`` element 0): ``_spec`` reflect-pads
+    ``hop // 2 * 3`` samples, takes a centred STFT and keeps frames ``2 .. 2 + ceil(length / hop)``, so frame
+    ``j`` lies at sample ``(j + 0.5) * hop`` (the encoders convolve over frequency only). Time branch
+    (``tencoder.<i>``, ``crosstransformer`` element 1): each encoder pads its input to a multiple of its stride
+    and convolves (kernel k, stride s, padding p), frame ``j`` at ``s * j - p + (k - 1) / 2`` of the level
+    below. Any other site: the mix tiled evenly. (Without this the T frames were taken to tile ``length``,
+    up to a frame off at the end when ``length`` is not a multiple of the hop or the time stride.)
+    """
+    sr = float(model.samplerate)
+    name, _, rest = site.path.partition(".")
+    index = rest.split(".")[0]
+    transformer = site.path == "crosstransformer"
+    if (transformer and site.element in (1, "xt")) or (name == "tencoder" and index.isdigit()):
+        step, first, frames = 1.0, 0.0, length
+        for layer in model.tencoder[:len(model.tencoder) if transformer else int(index) + 1]:
+            k, s, p = layer.conv.kernel_size[0], layer.conv.stride[0], layer.conv.padding[0]
+            frames = (-(-frames // s) * s + 2 * p - k) // s + 1
+            first, step = first + step * (-p + (k - 1) / 2), step * s
+        return (first - step / 2) / sr, frames * step / sr
+    if transformer or (name == "encoder" and index.isdigit()):
+        hop = model.hop_length
+        first = 2 * hop - hop // 2 * 3
+        return (first - hop / 2) / sr, -(-length // hop) * hop / sr
+    return 0.0, length / sr
 
 
 def prepare(model: nn.Module, *, member: int | None = None) -> tuple[nn.Module, dict]:

@@ -4,8 +4,9 @@ Shape glossary: B batch, N stems, C channels, S samples, T frames.
 
 Default site: the bottleneck output (``"B C T"``, ``filters * (levels + 1)`` channels at ``1 / 2**levels``
 of the sample rate); ``decoder=(0, 1, ...)`` adds decoder levels (``up.<i>``, 0 = deepest). MuQ runs on the
-sum of the input stems (``[B, N, C, S]`` → ``[B, C, S]``, then MuQ's own mono downmix and resampling);
-the site frames tile the input zero-padded to a multiple of ``2**levels`` samples (``span_fn``).
+sum of the input stems (``[B, N, C, S]`` → ``[B, C, S]``, then MuQ's own mono downmix and resampling).
+Time alignment (``span_fn``, per site): a site at level ``m`` (bottleneck: ``m = levels``; ``up.<i>``:
+``levels - 1 - i``) has frame ``j`` at input sample ``j * 2**m``, where decimation ``x[..., ::2]`` puts it.
 There are no published weights: train with ``booster fit --config mixing/wave_unet_baseline``.
 """
 from __future__ import annotations

@@ -13,7 +13,9 @@ Shape glossary: B batch, C channels, F frequency bins, T frames, S samples, L la
 
 Time alignment: backbone frame ``k`` is centred at ``features.start + k / 25`` s; a site tensor with T
 frames is taken to tile the host input evenly, frame ``j`` centred at ``input_start + (j + 0.5) * span / T``
-where ``span`` is the host input's duration; values are linearly interpolated (edges clamp).
+where ``span`` is the host input's duration; values are linearly interpolated (edges clamp). A plug-in's
+``span_fn`` gives ``(offset, span)`` when the frames lie elsewhere, for all sites or per site (a site's frames
+depend on its depth in the host: a function of the :class:`Site`).
 Adapter files: :func:`save_adapters` / :func:`load_adapters` (safetensors weights + JSON description).
 """
 from __future__ import annotations
@@ -197,7 +199,7 @@ class _Context:
     frame_rate: float
     start: float                  # time of feature frame 0
     input_start: float | torch.Tensor  # time of host input sample 0 (same origin); or [B] per item
-    span: float                   # host input duration in seconds
+    spans: list                   # per site: (offset, seconds) of the interval its frames tile, from input_start
     cache: dict = field(default_factory=dict)
 
 
@@ -366,19 +368,21 @@ class Boosted(nn.Module):
                 table[id(self)] = prev
 
     # ---- internals ---------------------------------------------------------------------------
-    def _span(self, args, kwargs, wav=None, sr=None) -> tuple[float, float]:
-        """(offset, duration) in seconds of the interval the site frames tile, relative to the input."""
-        if self.span_fn is not None:
-            r = self.span_fn(*args, **kwargs)
-            return (float(r[0]), float(r[1])) if isinstance(r, (tuple, list)) else (0.0, float(r))
-        if wav is None:
-            wav, sr = self.input_fn(*args, **kwargs)
-        return 0.0, wav.shape[-1] / sr
+    def _spans(self, args, kwargs, wav=None, sr=None) -> list[tuple[float, float]]:
+        """Per site, (offset, duration) in seconds of the interval its frames tile, relative to the input.
+        ``span_fn`` may return one answer for all sites or a function ``site -> answer``."""
+        if self.span_fn is None:
+            if wav is None:
+                wav, sr = self.input_fn(*args, **kwargs)
+            return [(0.0, wav.shape[-1] / sr)] * len(self.sites)
+        r = self.span_fn(*args, **kwargs)
+        answers = [r(site) for site in self.sites] if callable(r) else [r] * len(self.sites)
+        return [(float(a[0]), float(a[1])) if isinstance(a, (tuple, list)) else (0.0, float(a)) for a in answers]
 
     def _make_context(self, args, kwargs) -> _Context:
         if self._features is not None:
             feats, input_start, duration = self._features
-            offset, span = (0.0, duration) if duration is not None else self._span(args, kwargs)
+            spans = [(0.0, duration)] * len(self.sites) if duration is not None else self._spans(args, kwargs)
             feats = feats.select(self.layers)
             tol = 1.5 / feats.frame_rate
             lo, hi = (float(input_start.min()), float(input_start.max())) if isinstance(input_start, torch.Tensor) \
@@ -393,19 +397,20 @@ class Boosted(nn.Module):
             if not isinstance(wav, torch.Tensor) or wav.dim() not in (1, 2, 3):
                 shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
                 raise ConfigError(f"input_fn must give a waveform [S], [B, S] or [B, C, S], got {shape}")
-            offset, span = self._span(args, kwargs, wav, sr)
+            spans = self._spans(args, kwargs, wav, sr)
             batched = wav.reshape(1, 1, -1) if wav.dim() == 1 else wav[:, None] if wav.dim() == 2 else wav
             feats = backbone_features(self.backbone, batched.detach(), sr, self.layers)  # eval, no_grad
             input_start = 0.0
         hidden = feats.hidden.clone()  # leave inference mode: autograd may save it for the adapters
-        return _Context(hidden, feats.layers, feats.frame_rate, feats.start, input_start + offset, span)
+        return _Context(hidden, feats.layers, feats.frame_rate, feats.start, input_start, spans)
 
     def _apply_site(self, index: int, x, ctx: _Context):
         site = self.sites[index]
         idx = [ctx.layers.index(k) for k in self.site_layers[index]]
         hidden = ctx.hidden if idx == list(range(len(ctx.layers))) else ctx.hidden[:, idx]
+        offset, span = ctx.spans[index]
         return self.adapters[index](x, hidden, layout=parse_layout(site.layout), frame_rate=ctx.frame_rate,
-                                    start=ctx.start, span_start=ctx.input_start, span=ctx.span,
+                                    start=ctx.start, span_start=ctx.input_start + offset, span=span,
                                     where=site.describe())
 
     def extra_repr(self) -> str:
@@ -419,8 +424,9 @@ def inject(model: nn.Module, backbone: nn.Module, sites, *, layers=None, input_f
     ``layers``: backbone hidden-state indices to use (default all, ``0..backbone.num_layers``).
     ``input_fn(*args, **kwargs) -> (waveform, sample_rate)`` picks the audio from the host call (default:
     first positional argument at ``sample_rate`` / the host's ``samplerate``/``sample_rate``).
-    ``span_fn(*args, **kwargs) -> seconds`` (or ``(offset, seconds)``) gives the interval the site frames
-    tile, relative to the input's first sample (default: ``(0, the waveform's duration)``). ``train_host``: train the host end-to-end with the adapters (default True); False freezes it.
+    ``span_fn(*args, **kwargs) -> seconds`` (or ``(offset, seconds)``, or a function of the ``Site`` giving
+    either, when sites lie at different depths) gives the interval the site frames tile, relative to the
+    input's first sample (default: ``(0, the waveform's duration)``). ``train_host``: train the host end-to-end with the adapters (default True); False freezes it.
     The host is modified in place (hooks, requires_grad); :meth:`Boosted.remove` undoes the hooks.
     """
     return Boosted(model, backbone, sites, layers=layers, input_fn=input_fn, span_fn=span_fn,

@@ -10,7 +10,9 @@ zero-padded to a multiple of ``2 ** levels`` samples and the output cropped back
 
 Injection sites for :func:`booster.inject` (all ``"B C T"``): ``bottleneck`` (output, ``filters *
 (levels + 1)`` channels, at ``1 / 2 ** levels`` of the sample rate) and the decoder levels ``up.<i>``
-(output, see :meth:`MixWaveUNet.site_channels`).
+(output, see :meth:`MixWaveUNet.site_channels`). Time alignment: decimation keeps every other frame, so
+frame ``j`` of level ``m`` lies at input sample ``j * 2 ** m`` (not at the middle of its ``2 ** m``
+samples); :meth:`StemMixer.span_fn` tells :func:`booster.inject` so, per site (:meth:`MixWaveUNet.site_grid`).
 
 Shapes: stems ``[B, N, C, S]`` (N stems, C channels each) → mix ``[B, out_channels, S]``.
 """
@@ -64,9 +66,25 @@ class StemMixer(nn.Module):
         """Backbone input of a call: the sum of the stems ``[B, C, S]`` at the model's rate."""
         return stems.sum(1), self.sample_rate
 
-    def span_fn(self, stems: torch.Tensor, *args, **kwargs) -> tuple[float, float]:
-        """``(0, seconds)`` the site frames tile: the input zero-padded to :meth:`padded_length`."""
-        return 0.0, self.padded_length(stems.shape[-1]) / self.sample_rate
+    def span_fn(self, stems: torch.Tensor, *args, **kwargs):
+        """A function ``site -> (offset, seconds)``: the interval a site's frames tile, relative to the first
+        input sample. A site on the grid ``first + j * step`` samples (:meth:`site_grid`) tiles ``T * step``
+        samples from ``first - step / 2``, so tile centres fall on its frames (``T``: the input zero-padded
+        to :meth:`padded_length`, in steps); any other site tiles the padded input evenly."""
+        padded, sr = self.padded_length(stems.shape[-1]), float(self.sample_rate)
+
+        def site_span(site) -> tuple[float, float]:
+            grid = self.site_grid(site.path)
+            if grid is None:
+                return 0.0, padded / sr
+            step, first = grid
+            return (first - step / 2) / sr, padded // step * step / sr
+        return site_span
+
+    def site_grid(self, path: str) -> tuple[int, float] | None:
+        """``(step, first)``: frame ``j`` of the tensor at site ``path`` lies at input sample ``first + j * step``
+        (None: unknown, taken to tile the padded input evenly)."""
+        return None
 
     def padded_length(self, samples: int) -> int:
         raise NotImplementedError
@@ -132,6 +150,21 @@ class MixWaveUNet(StemMixer):
         if path.startswith("up.") and path[3:].isdigit() and int(path[3:]) < self.levels:
             return self.widths[self.levels - 1 - int(path[3:])]
         raise ConfigError(f"MixWaveUNet has no site {path!r}; sites: bottleneck, up.0 .. up.{self.levels - 1}")
+
+    def site_grid(self, path: str) -> tuple[int, float] | None:
+        """``(2 ** m, 0)`` for a site at level ``m`` (``m`` decimations ``x[..., ::2]`` behind it: frame ``j``
+        is input sample ``j * 2 ** m``): ``down.<i>`` level ``i``, ``bottleneck`` ``levels``, ``up.<i>``
+        ``levels - 1 - i`` (its skip's grid), ``output`` 0; submodules share their parent's level."""
+        parts = path.split(".")
+        if parts[0] == "bottleneck":
+            level = self.levels
+        elif parts[0] == "output":
+            level = 0
+        elif parts[0] in ("down", "up") and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < self.levels:
+            level = int(parts[1]) if parts[0] == "down" else self.levels - 1 - int(parts[1])
+        else:
+            return None
+        return 2 ** level, 0.0
 
     def padded_length(self, samples: int) -> int:
         """Samples the site tensors tile for an input of ``samples`` (a multiple of ``2 ** levels``)."""
