@@ -12,7 +12,7 @@ exactly as HTDemucs pads it, so the features cover what the host sees.
 a bag of one model gives that model boosted; a bag of several gives a new ``BagOfModels`` of boosted
 members (or pass ``member=i`` to boost one). Boosted models work with ``demucs.apply.apply_model``.
 
-Host plug-in (``booster.training.hosts``): ``build`` (debug / full size, published demucs weights),
+Host plug-in (``booster.plugins``): ``build`` (debug / full size, published demucs weights),
 ``architecture`` / ``from_architecture`` (demucs' own captured init arguments, as JSON), ``loss``
 (waveform L1, as demucs' solver), ``chunk_seconds`` (the model's training segment), ``from_published``.
 """
@@ -174,7 +174,7 @@ def boost(model: nn.Module, backbone: nn.Module, *, layers=None, transformer: bo
 
 def load(model: nn.Module, backbone: nn.Module, path, *, member: int | None = None) -> Boosted:
     """``booster.load_adapters`` for a bag with several members: load onto member ``member``."""
-    from booster.inject import load_adapters
+    from booster.adapter_io import load_adapters
     host, _ = prepare(model, member=member)
     return load_adapters(host, backbone, path)
 

@@ -13,6 +13,7 @@ from torch import nn
 from .backbone import check_identity, identity
 from .errors import ConfigError
 from .inject import Boosted, Site, find_module, infer_channels
+from .plugins import load_plugin
 
 FORMAT = "muq-booster-adapters"
 FORMAT_VERSION = 1
@@ -101,7 +102,6 @@ def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Call
     sites = [Site(**{**asdict(s), "channels": c}) for s, c in zip(sites, meta["channels"])]
     train_host = meta.get("train_host", False) if train_host is None else train_host
     if meta.get("preset"):
-        from .training.hosts import load_plugin
         preset = load_plugin(meta["preset"])
         try:
             host, kw = preset.prepare(model)

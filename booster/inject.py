@@ -432,14 +432,3 @@ def inject(model: nn.Module, backbone: nn.Module, sites, *, layers=None, input_f
     return Boosted(model, backbone, sites, layers=layers, input_fn=input_fn, span_fn=span_fn,
                    sample_rate=sample_rate, train_host=train_host)
 
-
-_ADAPTER_IO = ("FORMAT", "FORMAT_VERSION", "load_adapters", "read_adapter_meta", "save_adapters")
-
-
-def __getattr__(name):
-    """Adapter files live in booster/adapter_io.py (which imports this module, never the reverse);
-    ``booster.inject.save_adapters`` etc. are resolved lazily for backward compatibility."""
-    if name in _ADAPTER_IO:
-        from . import adapter_io
-        return getattr(adapter_io, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

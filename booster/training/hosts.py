@@ -1,37 +1,19 @@
-"""Host plug-ins: one module per host model in ``adapters/`` (installed as ``booster.adapters.<name>``).
+"""Hosts for recipes: a host as data (:class:`HostSpec`), built, rebuilt and boosted through its plug-in.
 
-A plug-in module declares (required):
-
-* ``NAME``: its name (the module name), recorded in checkpoints;
-* ``build(*, size="full", pretrained=None, pretrained_repo=None, overrides=None, **task) -> nn.Module``:
-  the host with debug/full architecture (``size``), published weights (``pretrained``), architecture
-  ``overrides`` and the task's keyword arguments (separation: ``sources``, ``sample_rate``, ``channels``,
-  ``segment``);
-* ``architecture(model) -> dict``: JSON-safe keyword arguments such that ``from_architecture(**kw)``
-  rebuilds the same architecture (random weights); this is what checkpoints store, never a class;
-* ``from_architecture(**kw) -> nn.Module``;
-* ``boost(model, backbone, *, layers=None, sites=None, fusion="add", train_host=True, **options) -> Boosted``
-  with the plug-in's default sites and its ``input_fn`` (host arguments -> (waveform, sample rate)).
-
-Optional: ``default_sites(model, **options)``, ``io_functions(model) -> {"input_fn", "span_fn"}``,
-``prepare(model, **options) -> (host, Boosted kwargs)`` and ``site_channels(model, site)`` (used by
-``booster.load_adapters``), ``loss(model, inputs, targets) -> Tensor`` (the host's own training output +
-loss; ``model`` may be the boosted wrapper, call it so the adapters run), ``chunk_seconds(model)`` (the
-chunk length the host wants at inference), ``from_published(name) -> nn.Module | None``.
-
-Nothing outside a plug-in branches on host names: generic code calls :func:`load_plugin` and these names.
+The plug-in registry and the plug-in contract are core: :mod:`booster.plugins` (``load_plugin``,
+``available_hosts``, re-exported here). Nothing outside a plug-in branches on host names: generic code calls
+:func:`load_plugin` and the plug-in's names.
 """
 from __future__ import annotations
 
 import fractions
-import importlib
-import pkgutil
-import re
 from dataclasses import dataclass, field
 
 from booster.errors import CheckpointError, ConfigError
+from booster.plugins import REQUIRED, available_hosts, load_plugin
 
-REQUIRED = ("NAME", "build", "architecture", "from_architecture", "boost")
+__all__ = ["REQUIRED", "HostSpec", "available_hosts", "boost_host", "build_host", "chunk_seconds", "host_from_spec",
+           "host_loss", "jsonable", "load_plugin"]
 
 
 @dataclass(frozen=True)
@@ -60,30 +42,6 @@ def jsonable(value):
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     return value
-
-
-def available_hosts() -> list[str]:
-    """Names of the plug-in modules in ``booster.adapters``."""
-    import booster.adapters as pkg
-    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
-
-
-def load_plugin(name: str):
-    """The plug-in module ``booster.adapters.<name>``; :class:`ConfigError` for unknown / incomplete ones."""
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise ConfigError(f"host name {name!r} is not a plug-in name; known hosts: {', '.join(available_hosts())}")
-    try:
-        plugin = importlib.import_module(f"booster.adapters.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"booster.adapters.{name}":
-            raise ConfigError(f"unknown host {name!r}; known hosts: {', '.join(available_hosts())}") from None
-        raise ConfigError(f"host {name!r} needs the package {e.name!r}, which is not installed "
-                          f"(pip install {e.name})") from None
-    missing = [a for a in REQUIRED if not hasattr(plugin, a)]
-    if missing:
-        raise ConfigError(f"booster.adapters.{name} is not a host plug-in: it lacks {missing} "
-                          "(see booster.training.hosts)")
-    return plugin
 
 
 def build_host(name: str, *, size: str = "full", pretrained: str | None = None,

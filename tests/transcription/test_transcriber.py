@@ -11,7 +11,7 @@ from transcription_helpers import known_notes
 from booster.adapters import onsets_frames as plugin
 from booster.data.pairs import frame_targets
 from booster.errors import AudioError, ConfigError
-from booster.inject import load_adapters, save_adapters
+from booster.adapter_io import load_adapters, save_adapters
 from booster.models.transcriber import OnsetsAndFrames, ShallowTranscriber, build_transcriber
 
 
