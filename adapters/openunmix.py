@@ -16,7 +16,7 @@ Two ways to boost:
   MuQ itself. Give features explicitly: ``with boosted.use_features(backbone.extract(wav, sr, layers)):
   boosted(spec)``. ``sample_rate`` / ``n_hop`` say how the spectrogram frames map to time.
 
-Host plug-in (``booster.training.hosts``): ``build`` (debug / full size, Open-Unmix checkpoint folders or
+Host plug-in (``booster.plugins``): ``build`` (debug / full size, Open-Unmix checkpoint folders or
 names) gives a :class:`TrainableSeparator`; ``architecture`` / ``from_architecture`` its JSON arguments;
 ``loss``: magnitude-spectrogram MSE per target (open-unmix's training).
 """
