@@ -70,11 +70,13 @@ def io_functions(model: nn.Module, *, sample_rate: float = 44100.0, n_hop: int =
             return -n_hop / 2 / sample_rate, t * n_hop / sample_rate
         return {"input_fn": input_fn, "span_fn": span_fn}
 
+    rate = float(model.sample_rate)  # read once here: per call it is a device->host sync on CUDA
+
     def sep_input(audio=None, *args, **kwargs):
-        return kwargs.get("audio", audio), int(round(float(model.sample_rate)))
+        return kwargs.get("audio", audio), int(round(rate))
 
     def sep_span(audio=None, *args, **kwargs):  # torch.stft(center=True): 1 + S // hop frames
-        sr, hop = float(model.sample_rate), model.stft.n_hop
+        sr, hop = rate, model.stft.n_hop
         frames = 1 + kwargs.get("audio", audio).shape[-1] // hop
         return -hop / 2 / sr, frames * hop / sr
     return {"input_fn": sep_input, "span_fn": sep_span}
