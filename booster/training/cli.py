@@ -1,22 +1,29 @@
 """``booster fit | validate | test --config <task>/<name>`` for every recipe (LightningCLI).
 
-A recipe is a folder ``recipes/<task>/`` (package ``booster.recipes.<task>``) whose ``__init__.py``
-declares::
+A recipe is a package registered under the entry-point group ``booster.recipes`` (muq-booster registers its
+own in pyproject.toml; another package registers a task the same way, the kit names none)::
 
-    MODULE = "booster.recipes.<task>.module:TaskModule"      # a booster.training.BoosterModule
+    [project.entry-points."booster.recipes"]
+    separation = "booster.recipes.separation"
+
+Its ``__init__.py`` declares::
+
+    MODULE = "booster.recipes.<task>.module:TaskModule"      # a booster.training.module.BoosterModule
     DATA = "booster.recipes.<task>.data:TaskDataModule"      # a LightningDataModule
     LINKS = ("sample_rate",)   # optional: data.<key> is linked into model.<key> (set once, under data:)
 
-and ships its YAML configs next to it. ``--config`` accepts ``<task>/<name>`` (a packaged config), a
-bare ``<name>`` when exactly one task has it (or a separation config: the spelling from before there were
-other tasks), or a YAML path; a YAML may say ``task: <task>`` at top
-level (else the task comes from the packaged config or the folder it lives in; default separation).
+and ships its YAML configs next to it. ``--config`` accepts ``<task>/<name>`` (a packaged config), a bare
+``<name>`` when exactly one task has it, or a YAML path; a YAML names its task with ``task: <task>`` at top
+level, else by living in a recipe's folder, else by a packaged config given with it (there is no default task).
+A recipe that fails to import is a one-line :class:`ConfigError` naming it and the import error.
 Every run logs through Lightning's CSVLogger unless the config sets a logger: metrics land in
 ``<default_root_dir>/logs/version_<n>/metrics.csv``.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Optional
@@ -24,58 +31,67 @@ from typing import Optional
 from booster.errors import CheckpointError, ConfigError
 
 SUBCOMMANDS = ("fit", "validate", "test")
-DEFAULT_TASK = "separation"   # YAML paths that say nothing else (the first recipe; old spellings)
+ENTRY_POINTS = "booster.recipes"   # the registry of recipes (tasks)
 LOG_NAME = "logs"
 LAST_EVERY = 50                # fit: last.ckpt every N training steps (--last_every; --last_minutes M too)
 CHECKPOINT_DIR = "checkpoints"  # under trainer.default_root_dir
 
 
-def recipes_root() -> Path:
-    import booster.recipes as pkg
-    return Path(pkg.__file__).resolve().parent
+def _registered() -> dict:
+    """``{task: entry point}`` of every recipe registered under ``booster.recipes``."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)}
 
 
 def tasks() -> list[str]:
-    """Recipe folders that declare MODULE and DATA (their ``__init__`` is imported)."""
-    out = []
-    for d in sorted(p for p in recipes_root().iterdir() if (p / "__init__.py").is_file()):
-        try:
-            pkg = importlib.import_module(f"booster.recipes.{d.name}")
-        except ImportError:
-            continue
-        if getattr(pkg, "MODULE", None) and getattr(pkg, "DATA", None):
-            out.append(d.name)
-    return out
+    """The registered recipes (tasks), without importing them."""
+    return sorted(_registered())
+
+
+def _entry(task: str):
+    eps = _registered()
+    if task not in eps:
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(sorted(eps)) or 'none registered'} "
+                          f"(a recipe registers itself under the entry points {ENTRY_POINTS!r})")
+    return eps[task]
+
+
+def recipe_dir(task: str) -> Path:
+    """The folder of recipe ``task`` (its configs live there), found without importing the recipe."""
+    ep = _entry(task)
+    try:
+        spec = importlib.util.find_spec(ep.value)
+    except ImportError as e:
+        spec, why = None, f": {e}"
+    else:
+        why = ""
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"recipe {task!r} is registered as {ep.value!r}, which is not an importable package{why}")
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
 def packaged_configs(task: str | None = None) -> list[str]:
     """``["<task>/<name>", ...]`` of every packaged YAML (of ``task`` only when given)."""
-    root = recipes_root()
-    names = sorted(f"{p.parent.name}/{p.stem}" for p in root.glob("*/*.yaml"))
-    return [n for n in names if task is None or n.startswith(task + "/")]
+    names = tasks() if task is None else [task]
+    return sorted(f"{t}/{p.stem}" for t in names for p in recipe_dir(t).glob("*.yaml"))
 
 
 def resolve_config(value: str) -> tuple[str, str | None]:
     """``(YAML path, task or None)`` for a ``--config`` value."""
-    root = recipes_root()
     path = Path(value).expanduser()
     if path.is_file():
         return str(path), _task_of(path)
     parts = value.replace("\\", "/").removesuffix(".yaml").split("/")
-    if len(parts) >= 2 and (root / parts[-2] / f"{parts[-1]}.yaml").is_file():   # task/name, recipes/task/name
-        return str(root / parts[-2] / f"{parts[-1]}.yaml"), parts[-2]
+    if len(parts) >= 2 and parts[-2] in tasks():   # task/name (also .../task/name)
+        file = recipe_dir(parts[-2]) / f"{parts[-1]}.yaml"
+        if file.is_file():
+            return str(file), parts[-2]
     if len(parts) == 1:
         hits = [n for n in packaged_configs() if n.split("/")[1] == parts[0]]
         if len(hits) == 1:
-            return str(root / f"{hits[0]}.yaml"), hits[0].split("/")[0]
-        legacy = [h for h in hits if h.startswith(DEFAULT_TASK + "/")]
-        if len(hits) > 1 and legacy:   # old spelling from before there were several tasks: keep it working
-            others = ", ".join(h for h in hits if h not in legacy)
-            print(f"note: --config {value} is {legacy[0]} (other tasks have {others}; name <task>/{value})",
-                  file=sys.stderr)
-            return str(root / f"{legacy[0]}.yaml"), DEFAULT_TASK
+            task = hits[0].split("/")[0]
+            return str(recipe_dir(task) / f"{parts[0]}.yaml"), task
         if len(hits) > 1:
-            raise ConfigError(f"config {value!r} exists for several tasks ({', '.join(hits)}); name one of them")
+            raise ConfigError(f"config {value!r} exists for several tasks; name one of them: {', '.join(hits)}")
     raise ConfigError(f"config {value!r} does not exist; pass a YAML path or one of: "
                       f"{', '.join(packaged_configs())}")
 
@@ -89,25 +105,32 @@ def _task_of(path: Path) -> str | None:
         raise ConfigError(f"cannot read config {str(path)!r}: {e}") from None
     if isinstance(data, dict) and isinstance(data.get("task"), str):
         return data["task"]
-    resolved = path.resolve()
-    if resolved.parent.parent == recipes_root():
-        return resolved.parent.name
-    return None
+    folder = path.resolve().parent
+    return next((t for t in tasks() if recipe_dir(t) == folder), None)
+
+
+def no_task(configs: list[str]) -> ConfigError:
+    """The error for configs that name no task."""
+    given = ", ".join(configs) if configs else "no --config"
+    return ConfigError(f"{given}: which task? Add `task: <task>` to the YAML or pass --config <task>/<name> "
+                       f"(tasks: {', '.join(tasks())})")
 
 
 def resolve_args(args: list[str]) -> tuple[list[str], str]:
     """Arguments with every ``--config`` resolved to a path, and the task they select."""
-    out, found, i = [], [], 0
+    out, found, given, i = [], [], [], 0
     while i < len(args):
         a = args[i]
         if a in ("--config", "-c") and i + 1 < len(args):
             path, task = resolve_config(args[i + 1])
             out += [a, path]
             found.append(task)
+            given.append(args[i + 1])
             i += 2
             continue
         if a.startswith("--config="):
-            path, task = resolve_config(a.split("=", 1)[1])
+            given.append(a.split("=", 1)[1])
+            path, task = resolve_config(given[-1])
             a = "--config=" + path
             found.append(task)
         out.append(a)
@@ -115,25 +138,33 @@ def resolve_args(args: list[str]) -> tuple[list[str], str]:
     named = [t for t in found if t]
     if len(set(named)) > 1:
         raise ConfigError(f"the configs given belong to different tasks: {sorted(set(named))}")
-    return out, (named[0] if named else DEFAULT_TASK)
+    if not named:
+        raise no_task(given)
+    return out, named[0]
 
 
 def recipe(task: str):
     """``(module class, data module class, links)`` a recipe declares."""
-    try:
-        pkg = importlib.import_module(f"booster.recipes.{task}")
-    except ModuleNotFoundError as e:
-        if e.name == f"booster.recipes.{task}":
-            raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(tasks())}") from None
-        raise
+    ep = _entry(task)
+    pkg = _import(task, ep.value)
     if not getattr(pkg, "MODULE", None) or not getattr(pkg, "DATA", None):
-        raise ConfigError(f"booster.recipes.{task} declares no MODULE / DATA (not a runnable recipe yet)")
-    return _load(pkg.MODULE), _load(pkg.DATA), tuple(getattr(pkg, "LINKS", ()))
+        raise ConfigError(f"recipe {task!r} ({ep.value}) declares no MODULE / DATA (not a runnable recipe yet)")
+    return _load(task, pkg.MODULE), _load(task, pkg.DATA), tuple(getattr(pkg, "LINKS", ()))
 
 
-def _load(ref: str):
+def _import(task: str, module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:   # never dropped: the user asked for this recipe
+        raise ConfigError(f"recipe {task!r} failed to import ({module}): {type(e).__name__}: {e}") from None
+
+
+def _load(task: str, ref: str):
     mod, _, name = ref.partition(":")
-    return getattr(importlib.import_module(mod), name)
+    try:
+        return getattr(_import(task, mod), name)
+    except AttributeError:
+        raise ConfigError(f"recipe {task!r} names {ref!r}, but {mod} has no {name!r}") from None
 
 
 def make_cli_class(links: tuple[str, ...]):

@@ -195,11 +195,12 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
     """Run (or resume) the study; write ``study.json``, ``study.md`` and ``study.png``; return the study."""
     import yaml
 
-    from .cli import resolve_config, DEFAULT_TASK
+    from .cli import no_task, resolve_config
 
     check_overrides(settings.overrides)
     config_path, task = resolve_config(settings.config)
-    task = task or DEFAULT_TASK
+    if task is None:
+        raise no_task([settings.config])
     config_text = Path(config_path).read_text()  # read once: every run of this call uses the same config
     base = yaml.safe_load(config_text) or {}
     if not isinstance(base, dict):

@@ -45,7 +45,7 @@ def test_fit_validate_test_and_compare(stems_root, tmp_path, capsys, monkeypatch
     ckpt_dir = tmp_path / "ckpt"
     common = _overrides(stems_root, tmp_path, "demo") + ["--model.boost", "true",
                                                          "--model.feature_cache", str(tmp_path / "cache")]
-    assert main(["fit", "--config", "demo", *common, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+    assert main(["fit", "--config", "separation/demo", *common, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
                  "--trainer.val_check_interval", "2", "--trainer.logger", "false",
                  "--trainer.callbacks+=ModelCheckpoint", f"--trainer.callbacks.dirpath={ckpt_dir}",
                  "--trainer.callbacks.save_last=true"]) == 0
@@ -53,9 +53,9 @@ def test_fit_validate_test_and_compare(stems_root, tmp_path, capsys, monkeypatch
     ckpt = torch.load(last, map_location="cpu", weights_only=True)       # no pickled classes
     assert ckpt["global_step"] == 2 and ckpt["booster"]["boost"] is True
     assert not any(k.startswith("model.backbone") for k in ckpt["state_dict"])
-    assert main(["validate", "--config", "demo", *common, "--ckpt_path", str(last),
+    assert main(["validate", "--config", "separation/demo", *common, "--ckpt_path", str(last),
                  "--trainer.logger", "false"]) == 0
-    assert main(["test", "--config", "demo", *common, "--ckpt_path", str(last), "--trainer.logger", "false"]) == 0
+    assert main(["test", "--config", "separation/demo", *common, "--ckpt_path", str(last), "--trainer.logger", "false"]) == 0
     results = tmp_path / "eval" / "results.json"
     assert results.is_file() and (tmp_path / "eval" / "results.md").is_file()
     capsys.readouterr()
@@ -72,7 +72,7 @@ def test_unknown_config_is_a_clear_error(capsys):
 
 
 def test_resume_after_kill(stems_root, tmp_path):
-    """SIGKILL of `booster fit --config demo` before its first validation (so the monitored checkpoint has
+    """SIGKILL of `booster fit --config separation/demo` before its first validation (so the monitored checkpoint has
     saved nothing) leaves <root>/checkpoints/last.ckpt (LastCheckpoint, every --last_every steps), and
     `--ckpt_path last` continues from it with the optimizer state."""
     cfg = tmp_path / "resume.yaml"
@@ -81,7 +81,7 @@ trainer: {{max_steps: 100000, logger: false, enable_progress_bar: false}}
 data: {{root: {stems_root}, sources: [drums, vocals], segment: 0.5, batch_size: 1, samples_per_epoch: 100000}}
 model: {{boost: true, feature_cache: null}}
 """)
-    cmd = [sys.executable, "-m", "booster.cli", "fit", "--config", "demo", "--config", str(cfg),
+    cmd = [sys.executable, "-m", "booster.cli", "fit", "--config", "separation/demo", "--config", str(cfg),
            "--trainer.default_root_dir", str(tmp_path), "--last_every", "2"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     log = open(tmp_path / "first_run.log", "wb")  # a file, not a pipe: a full pipe would block the run

@@ -15,8 +15,10 @@ def test_config_resolution_by_task(tmp_path, capsys):
     path, task = resolve_config("separation/htdemucs_boosted")
     assert task == "separation" and path.endswith("separation/htdemucs_boosted.yaml")
     assert resolve_config("recipes/separation/demo.yaml")[1] == "separation"       # old spelling
-    path, task = resolve_config("demo")                                           # old bare name
-    assert task == "separation" and path.endswith("separation/demo.yaml")
+    path, task = resolve_config("htdemucs_boosted")                               # bare name of one task
+    assert task == "separation" and path.endswith("separation/htdemucs_boosted.yaml")
+    with pytest.raises(ConfigError, match="several tasks.*mixing/demo.*separation/demo"):  # no default task
+        resolve_config("demo")
     for name in packaged_configs():                                              # every packaged name resolves
         assert resolve_config(name)[1] == name.split("/")[0]
     own = tmp_path / "mine.yaml"
@@ -26,6 +28,10 @@ def test_config_resolution_by_task(tmp_path, capsys):
     plain.write_text("trainer: {max_steps: 1}\n")
     args, task = resolve_args(["--config", "separation/demo", "--config", str(plain), "--x", "1"])
     assert task == "separation" and args[1].endswith("demo.yaml") and args[3] == str(plain)
+    assert resolve_config(str(plain)) == (str(plain), None)
+    with pytest.raises(ConfigError, match=r"plain.yaml: which task\? Add `task: <task>` to the YAML or pass "
+                                          r"--config <task>/<name>"):
+        resolve_args(["--config", str(plain)])                                   # used to mean separation
     with pytest.raises(ConfigError, match="separation/demo"):
         resolve_config("no_such_config")
     other = tmp_path / "other.yaml"
