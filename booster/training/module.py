@@ -9,7 +9,6 @@ It implements ``training_step`` / ``validation_step`` / ``test_step`` with the h
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import lightning as L
@@ -73,7 +72,6 @@ class BoosterModule(L.LightningModule):
         self._saved_weights = None
         self._cache = None
         self._test_items: dict = {}
-        self.timing = {"features": 0.0, "steps": 0}
 
     # ---- what recipes override -----------------------------------------------------------------
     def task_meta(self) -> dict:
@@ -121,9 +119,7 @@ class BoosterModule(L.LightningModule):
         """Backbone features of a batch ``[B, C, S]`` (None for a baseline), computed now."""
         if not self.boosted:
             return None
-        t = time.perf_counter()
         feats = backbone_features(self.backbone, wav, sample_rate, boosting.feature_layers(self.model))
-        self.timing["features"] += time.perf_counter() - t
         return feats
 
     def fixed_features(self, wav: torch.Tensor, sample_rate: int):
@@ -149,7 +145,6 @@ class BoosterModule(L.LightningModule):
         return torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        self.timing["steps"] += 1
         d = self.hparams.ema_decay
         if d <= 0:
             return
