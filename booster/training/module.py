@@ -149,6 +149,7 @@ class BoosterModule(L.LightningModule):
         if d <= 0:
             return
         with torch.no_grad():
+            self._ema_to_weights()
             for k, v in boosting.trainable_state(self.model).items():
                 if k not in self._ema:
                     self._ema[k] = v.detach().clone()
@@ -157,9 +158,18 @@ class BoosterModule(L.LightningModule):
                 else:
                     self._ema[k].copy_(v)
 
+    def _ema_to_weights(self) -> None:
+        """EMA tensors on their weights' devices: a checkpoint restores them on the CPU (Lightning restores
+        before it moves the module to its device), and ``.to()`` moves the module, not this dict."""
+        state = boosting.trainable_state(self.model)
+        for k, e in self._ema.items():
+            if k in state and e.device != state[k].device:
+                self._ema[k] = e.to(state[k].device)
+
     def use_ema_weights(self) -> None:
         """Swap the EMA weights in (no-op without EMA); :meth:`restore_weights` swaps them back."""
         if self._ema and self._saved_weights is None:
+            self._ema_to_weights()
             self._saved_weights = {k: v.detach().clone() for k, v in boosting.trainable_state(self.model).items()}
             boosting.load_trainable_state(self.model, self._ema)
 
