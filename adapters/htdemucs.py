@@ -88,16 +88,18 @@ def site_channels(model: nn.Module, site: Site) -> int | None:
 def io_functions(model: nn.Module) -> dict:
     """``input_fn`` for an HTDemucs: ``(mix [B, C, S] padded as HTDemucs pads it, model.samplerate)``;
     ``span_fn``: per site, the interval its frames tile (:func:`site_span`)."""
+    def padded(samples: int) -> int:  # what HTDemucs.forward pads a mix of `samples` to
+        if model.use_train_segment and not model.training:
+            return max(samples, int(Fraction(model.segment) * model.samplerate))
+        return samples
+
     def input_fn(mix=None, *args, **kwargs):
         mix = kwargs.get("mix", mix)
-        if model.use_train_segment and not model.training:
-            length = int(Fraction(model.segment) * model.samplerate)
-            if mix.shape[-1] < length:
-                mix = F.pad(mix, (0, length - mix.shape[-1]))
-        return mix, int(model.samplerate)
+        length = padded(mix.shape[-1])
+        return (F.pad(mix, (0, length - mix.shape[-1])) if length > mix.shape[-1] else mix), int(model.samplerate)
 
     def span_fn(mix=None, *args, **kwargs):
-        length = input_fn(mix, *args, **kwargs)[0].shape[-1]
+        length = padded(kwargs.get("mix", mix).shape[-1])
         return lambda site: site_span(model, site, length)
     return {"input_fn": input_fn, "span_fn": span_fn}
 
