@@ -116,8 +116,7 @@ def load_state_dict(model, sd: dict[str, torch.Tensor], source: str = "checkpoin
     with torch.no_grad():
         own = model.state_dict()
         for k, v in converted.items():
-            own[k].copy_(v.to(own[k].dtype))
-    model._fingerprint = None
+            own[k].copy_(v.to(own[k].dtype))  # bumps each tensor's version: the fingerprint follows
 
 
 def find_weights(directory: Path) -> Path:

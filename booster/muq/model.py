@@ -44,7 +44,7 @@ class MuQ(nn.Module):
                                       n_bands=config.n_mels)
         self.conformer = ConformerEncoder(config)
         self.name = "muq-custom"
-        self._fingerprint: str | None = None
+        self._fingerprint: tuple | None = None  # (state signature, hash): see fingerprint
         self.eval()
 
     # ---- the backbone contract (probed once by adapters) ------------------------------------
@@ -74,11 +74,6 @@ class MuQ(nn.Module):
         """Frames produced for ``num_samples`` samples at 24 kHz: ``ceil(ceil((S // 240) / 2) / 2)``."""
         return subsampled_length(num_samples // self.config.hop_length, self.config.time_strides)
 
-    def frame_times(self, num_frames: int) -> torch.Tensor:
-        """Centre time in seconds of each output frame. Frame ``t`` covers mel frames ``4t .. 4t+3``
-        (centres ``0.04 t`` to ``0.04 t + 0.03`` s); we report its nominal start ``t / frame_rate``."""
-        return torch.arange(num_frames, dtype=torch.float64) / self.frame_rate
-
     @property
     def identity(self) -> dict:
         """What identifies the features this backbone produces (used in caches and adapter files)."""
@@ -87,22 +82,27 @@ class MuQ(nn.Module):
 
     @property
     def fingerprint(self) -> str:
-        """sha256 (first 16 hex digits) over the encoder's parameters, buffers and mel statistics."""
-        if self._fingerprint is None:
-            h = hashlib.sha256()
-            h.update(repr((self.config.mel_mean, self.config.mel_std, self.config.architecture())).encode())
-            for k, v in sorted(self.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
-                         if v.dim() else v.detach().cpu().reshape(1).view(torch.uint8).numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:16]
-        return self._fingerprint
+        """sha256 (first 16 hex digits) over the encoder's parameters, buffers and mel statistics.
 
-    def train(self, mode: bool = True):
-        """Standard ``nn.Module.train``: the class itself can train (pretraining recipe). Freezing is the
-        booster's policy: a boosted model keeps its backbone in eval mode under no_grad."""
-        self._fingerprint = None  # training changes weights and BatchNorm statistics
-        return super().train(mode)
+        Computed once per set of weights: the hash (MuQ-large: 1.2 GB read) is cached under a cheap
+        signature of the state (:meth:`_state_signature`) and recomputed only when a parameter or buffer
+        changed (an optimiser step, a BatchNorm update in train mode, ``load_state_dict``, ``.to(...)``),
+        never because of a ``train()`` / ``eval()`` switch."""
+        sig = self._state_signature()
+        if self._fingerprint is None or sig is None or self._fingerprint[0] != sig:
+            self._fingerprint = (sig, _hash_state(self))
+        return self._fingerprint[1]
+
+    def _state_signature(self) -> tuple | None:
+        """For every tensor of the state dict: name, data pointer, version counter (bumped by every
+        in-place update), dtype and shape; plus the mel statistics. None when a tensor keeps no version
+        counter (an inference tensor): then the fingerprint is hashed on every read."""
+        try:
+            return (self.config.mel_mean, self.config.mel_std, self.config.architecture(),
+                    tuple((k, v.data_ptr(), v._version, v.dtype, tuple(v.shape))
+                          for k, v in self.state_dict(keep_vars=True).items()))
+        except RuntimeError:  # "Inference tensors do not track version counter"
+            return None
 
     # ---- forward -----------------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, upto: int | None = None, keep=None,
@@ -135,11 +135,24 @@ class MuQ(nn.Module):
 
     def extract(self, wav, sample_rate: int = SAMPLE_RATE, layers=None, *, window: float = 30.0,
                 overlap: float = 5.0, precision: str = "fp32", window_batch: int = 1,
-                progress: bool = False) -> Features:
-        """Features of arbitrary audio; see :func:`booster.muq.extract.extract_features`."""
+                progress: bool = False, out_device=None, out_dtype=None) -> Features:
+        """Features of arbitrary audio (``hidden`` ``[B, L, T, D]`` on ``out_device``, default the model's,
+        as ``out_dtype``, default float32); see :func:`booster.muq.extract.extract_features`."""
         from .extract import extract_features
         return extract_features(self, wav, sample_rate, layers, window=window, overlap=overlap,
-                                precision=precision, window_batch=window_batch, progress=progress)
+                                precision=precision, window_batch=window_batch, progress=progress,
+                                out_device=out_device, out_dtype=out_dtype)
+
+    def extract_file(self, path: str | os.PathLike, layers=None, *, read_rate: int | None = None,
+                     window: float = 30.0, overlap: float = 5.0, precision: str = "fp32",
+                     progress: bool = False, out_device=None, out_dtype=None) -> Features:
+        """Features of an audio file read window by window (bounded memory); ``read_rate``: the rate the
+        host hears (the file is read at it, then resampled to 24 kHz per window, as in training). See
+        :func:`booster.muq.extract.extract_file`."""
+        from .extract import extract_file
+        return extract_file(self, path, layers, read_rate=read_rate, window=window, overlap=overlap,
+                            precision=precision, progress=progress, out_device=out_device,
+                            out_dtype=out_dtype)
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
@@ -184,6 +197,17 @@ class MuQ(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` in the official layout (``model.`` prefix)."""
         from .loading import save_pretrained
         save_pretrained(self, directory)
+
+
+def _hash_state(model: MuQ) -> str:
+    """sha256 (first 16 hex digits) of ``model``'s mel statistics, architecture and state dict."""
+    h = hashlib.sha256()
+    h.update(repr((model.config.mel_mean, model.config.mel_std, model.config.architecture())).encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+                 if v.dim() else v.detach().cpu().reshape(1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def load_backbone(src: str | os.PathLike, seed: int = 0) -> MuQ:
