@@ -216,11 +216,32 @@ def _zero_peak_timestamp(path: Path) -> None:
 
 
 def check_finite(wav: torch.Tensor | np.ndarray, what: str = "audio") -> None:
-    """Raise :class:`AudioError` if ``wav`` holds NaN or Inf."""
-    arr = wav.detach().cpu().float().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    """Raise :class:`AudioError` if ``wav`` holds NaN or Inf.
+
+    CPU tensors and arrays (files are read on the CPU) are checked in place, without a copy. A tensor on
+    another device is checked there without waiting for it (no device→host copy or sync per step): a
+    non-finite value fails asynchronously, at the device's next synchronisation, with ``what`` in the
+    message."""
+    if isinstance(wav, torch.Tensor):
+        if wav.device.type != "cpu" or _is_fake(wav):
+            torch._assert_async(torch.isfinite(wav).all(), f"{what} contains NaN/Inf samples")
+            return
+        wav = wav.detach()
+        if wav.dtype not in (torch.float32, torch.float64):  # numpy has no bfloat16: check in torch
+            if not bool(torch.isfinite(wav).all()):
+                bad = int((~torch.isfinite(wav)).sum())
+                raise AudioError(f"{what} contains {bad} NaN/Inf sample(s); clean or re-export the audio")
+            return
+        wav = wav.resolve_conj().resolve_neg()
+    arr = wav.numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)  # a view: no copy
     if not np.isfinite(arr).all():  # numpy: no thread-pool start-up cost on small arrays
         bad = int((~np.isfinite(arr)).sum())
         raise AudioError(f"{what} contains {bad} NaN/Inf sample(s); clean or re-export the audio")
+
+
+def _is_fake(t: torch.Tensor) -> bool:
+    """A FakeTensor (``torch._subclasses.fake_tensor``, device checks without data) holds no values."""
+    return type(t) is not torch.Tensor and type(t).__name__ == "FakeTensor"
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from .errors import CheckpointError, ConfigError
+from .features import resolve_layers  # noqa: F401  (one implementation, in features; public here too)
 
 CONTRACT = ("sample_rate", "frame_rate", "hidden_size", "num_layers", "extract", "identity")
 
@@ -52,32 +53,6 @@ def check_backbone(backbone) -> None:
 
 def depth(backbone_or_depth) -> int:
     return int(backbone_or_depth if isinstance(backbone_or_depth, int) else backbone_or_depth.num_layers)
-
-
-def resolve_layers(backbone, layers) -> tuple[int, ...]:
-    """Hidden-state indices named by ``layers`` for ``backbone`` (or a depth given as int).
-
-    ``layers``: None (all, ``0..num_layers``), an int, a comma-separated string ``"4,8,12"`` or a sequence.
-    Raises :class:`ConfigError` for an empty selection or an index outside ``0..num_layers``.
-    """
-    n = depth(backbone)
-    if layers is None:
-        return tuple(range(n + 1))
-    if isinstance(layers, int):
-        layers = (layers,)
-    if isinstance(layers, str):
-        try:
-            layers = [int(x) for x in layers.replace(" ", "").split(",") if x]
-        except ValueError:
-            raise ConfigError(f"layers {layers!r}: expected comma-separated integers such as '4,8,12'") from None
-    layers = tuple(int(i) for i in layers)
-    if not layers:
-        raise ConfigError("layers must name at least one hidden-state index")
-    bad = [i for i in layers if not 0 <= i <= n]
-    if bad:
-        raise ConfigError(f"layers {bad} out of range: this backbone has hidden states 0..{n} "
-                          f"(0 = front end, {n} = final layer)")
-    return layers
 
 
 def identity(backbone) -> dict:

@@ -9,6 +9,35 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ConfigError
+
+
+def resolve_layers(backbone, layers) -> tuple[int, ...]:
+    """Hidden-state indices named by ``layers`` for ``backbone`` (anything with ``num_layers``, or a depth
+    given as int). Also importable as ``booster.backbone.resolve_layers``.
+
+    ``layers``: None (all, ``0..num_layers``), an int, a comma-separated string ``"4,8,12"`` or a sequence.
+    Raises :class:`ConfigError` for an empty selection or an index outside ``0..num_layers``.
+    """
+    n = int(backbone if isinstance(backbone, int) else backbone.num_layers)
+    if layers is None:
+        return tuple(range(n + 1))
+    if isinstance(layers, int):
+        layers = (layers,)
+    if isinstance(layers, str):
+        try:
+            layers = [int(x) for x in layers.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise ConfigError(f"layers {layers!r}: expected comma-separated integers such as '4,8,12'") from None
+    layers = tuple(int(i) for i in layers)
+    if not layers:
+        raise ConfigError("layers must name at least one hidden-state index")
+    bad = [i for i in layers if not 0 <= i <= n]
+    if bad:
+        raise ConfigError(f"layers {bad} out of range: this backbone has hidden states 0..{n} "
+                          f"(0 = front end, {n} = final layer)")
+    return layers
+
 
 @dataclass
 class Features:
@@ -47,10 +76,6 @@ class Features:
         if index not in self.layers:
             raise KeyError(f"layer {index} was not extracted; available: {self.layers}")
         return self.hidden[:, self.layers.index(index)]
-
-    def frame_times(self) -> torch.Tensor:
-        """``[T]`` centre time (seconds) of every frame."""
-        return self.start + torch.arange(self.num_frames, dtype=torch.float64) / self.frame_rate
 
     def select(self, layers) -> "Features":
         """A view holding only ``layers`` (a subset of ``self.layers``), in that order."""

@@ -17,7 +17,6 @@ Long inputs are processed in overlapping windows so that memory stays bounded:
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 
 from ..audio import check_finite, resample
 from ..errors import AudioError, ConfigError
-from ..features import Features
+from ..features import Features, resolve_layers
 from .config import SAMPLE_RATE
 
 PRECISIONS = ("fp32", "bf16")
@@ -61,23 +60,6 @@ def as_batch_mono(wav, sample_rate: int) -> torch.Tensor:
     return resample(wav, int(sample_rate), SAMPLE_RATE)
 
 
-def resolve_layers(layers, depth: int) -> tuple[int, ...]:
-    if layers is None:
-        return tuple(range(depth + 1))
-    if isinstance(layers, int):
-        layers = (layers,)
-    if isinstance(layers, str):
-        layers = [int(x) for x in layers.replace(" ", "").split(",") if x]
-    layers = tuple(int(i) for i in layers)
-    if not layers:
-        raise ConfigError("layers must name at least one hidden-state index")
-    bad = [i for i in layers if not 0 <= i <= depth]
-    if bad:
-        raise ConfigError(f"layers {bad} out of range: this MuQ has hidden states 0..{depth} "
-                          f"(0 = conv front end, {depth} = final layer after LayerNorm)")
-    return layers
-
-
 def window_plan(num_samples: int, window: int, overlap: int, unit: int) -> list[tuple[int, int]]:
     """Sample ranges ``[(start, end)]`` of the windows covering ``num_samples``; starts are multiples
     of ``unit``; the last window ends at ``num_samples``."""
@@ -94,20 +76,41 @@ def window_plan(num_samples: int, window: int, overlap: int, unit: int) -> list[
 
 
 def _autocast(precision: str, device: torch.device):
+    """fp32: autocast disabled (also inside an outer ``torch.autocast``); bf16: bfloat16 autocast."""
     if precision == "fp32":
-        return contextlib.nullcontext()
+        return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+OUT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def output_placement(muq, out_device=None, out_dtype=None) -> tuple[torch.device, torch.dtype]:
+    """``(device, dtype)`` of the returned features: ``out_device`` (default: the model's device) and
+    ``out_dtype`` (default float32; float16 halves host memory), given as torch objects or names."""
+    device = torch.device(out_device) if out_device is not None else next(muq.parameters()).device
+    if out_dtype is None:
+        return device, torch.float32
+    dtype = OUT_DTYPES.get(out_dtype) if isinstance(out_dtype, str) else out_dtype
+    if dtype not in OUT_DTYPES.values():
+        raise ConfigError(f"out_dtype must be one of {list(OUT_DTYPES)} (or torch.float32 / torch.float16), "
+                          f"got {out_dtype!r}")
+    return device, dtype
 
 
 def extract_features(muq, wav, sample_rate: int = SAMPLE_RATE, layers=None, *, window: float = 30.0,
                      overlap: float = 5.0, precision: str = "fp32", window_batch: int = 1,
-                     progress: bool = False) -> Features:
+                     progress: bool = False, out_device=None, out_dtype=None) -> Features:
     """Hidden states of ``muq`` for ``wav``. Returns :class:`Features` with ``hidden`` ``[B, L, T, D]``
-    (float32). ``precision="bf16"`` runs the encoder under bfloat16 autocast (the mel front end stays
-    float32). Clips shorter than ``muq.min_samples`` at 24 kHz (≈43 ms) raise :class:`AudioError`."""
+    on ``out_device`` (default: the model's device) as ``out_dtype`` (default float32, or float16): the
+    windows run on the model's device and each is moved there as it is done, so the features of a long
+    track need not fit on the GPU. ``precision="bf16"`` runs the encoder under bfloat16 autocast (the mel
+    front end stays float32); ``"fp32"`` disables autocast, also inside an outer ``torch.autocast``.
+    Clips shorter than ``muq.min_samples`` at 24 kHz (≈43 ms) raise :class:`AudioError`."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    layers = resolve_layers(layers, muq.num_layers)
+    layers = resolve_layers(muq, layers)
+    out_device, out_dtype = output_placement(muq, out_device, out_dtype)
     device = next(muq.parameters()).device
     x = as_batch_mono(wav, sample_rate).to(device)
     b, s = x.shape
@@ -123,9 +126,10 @@ def extract_features(muq, wav, sample_rate: int = SAMPLE_RATE, layers=None, *, w
         if len(plan) == 1:
             hs = muq.encode(x, upto=upto, keep=set(layers))
             hidden = torch.stack([hs[i].float() for i in layers], dim=1)
-            return Features(hidden, layers, muq.frame_rate)
+            return Features(hidden.to(out_device, out_dtype), layers, muq.frame_rate)
     hidden = run_windows(muq, plan, lambda st, en: x[:, st:en], b, layers, precision=precision,
-                         window_batch=window_batch, progress=progress)
+                         window_batch=window_batch, progress=progress, out_device=out_device,
+                         out_dtype=out_dtype)
     return Features(hidden, layers, muq.frame_rate)
 
 
@@ -140,60 +144,107 @@ def window_sizes(muq, window: float, overlap: float) -> tuple[int, int]:
 
 
 def run_windows(muq, plan, read, batch: int, layers, *, precision: str = "fp32", window_batch: int = 1,
-                progress: bool = False) -> torch.Tensor:
+                progress: bool = False, out_device=None, out_dtype=None) -> torch.Tensor:
     """Encode every window of ``plan`` (``read(start, end) -> [B, n]`` 24 kHz audio) and cross-fade the
-    results into ``[B, L, T, D]`` float32, where T is the single-pass frame count of the whole input."""
+    results into ``[B, L, T, D]``, where T is the single-pass frame count of the whole input.
+
+    Windows run on the model's device; the output lives on ``out_device`` as ``out_dtype``
+    (:func:`output_placement`). Cross-fading is done in float32 on ``out_device`` over the frames still
+    open (those of the current window: window starts increase, so earlier frames are final); final frames
+    are divided by their weight sum and cast once. Float32 output equals accumulating the whole track."""
     device = next(muq.parameters()).device
+    out_device, out_dtype = output_placement(muq, out_device, out_dtype)
     unit, upto, keep = muq.samples_per_frame, max(layers), set(layers)
     total = muq.num_frames(plan[-1][1])
-    out = torch.zeros(batch, len(layers), total, muq.hidden_size, dtype=torch.float32, device=device)
-    wsum = torch.zeros(total, dtype=torch.float32, device=device)
-    bars = _progress(len(plan) * batch, progress)
     spans = [(st // unit, st // unit + muq.num_frames(en - st)) for st, en in plan]
+    weights, wsum = [], torch.zeros(total, dtype=torch.float32, device=out_device)
+    for k, (a, z) in enumerate(spans):
+        left = spans[k - 1][1] - a if k > 0 else 0       # frames shared with the previous window
+        right = z - spans[k + 1][0] if k + 1 < len(plan) else 0
+        weights.append(_crossfade(z - a, left, right, device))
+        wsum[a:z] += weights[-1].to(out_device)
+    assert torch.all(wsum > 0), "window plan left frames uncovered"
+    out = torch.empty(batch, len(layers), total, muq.hidden_size, dtype=out_dtype, device=out_device)
+    acc = torch.zeros(batch, len(layers), 0, muq.hidden_size, dtype=torch.float32, device=out_device)
+    acc_start = 0                                          # acc holds frames acc_start .. acc_start + len
+
+    def flush(upto_frame: int):
+        nonlocal acc, acc_start
+        n = max(0, min(upto_frame, acc_start + acc.shape[2]) - acc_start)
+        if n:
+            out[:, :, acc_start:acc_start + n] = (acc[:, :, :n] / wsum[acc_start:acc_start + n, None]).to(out_dtype)
+            acc, acc_start = acc[:, :, n:], acc_start + n
+
+    bars = _progress(len(plan) * batch, progress)
     with torch.inference_mode(), _autocast(precision, device):
-        for k, ((st, en), (a, z)) in enumerate(zip(plan, spans)):
-            left = spans[k - 1][1] - a if k > 0 else 0       # frames shared with the previous window
-            right = z - spans[k + 1][0] if k + 1 < len(plan) else 0
-            w = _crossfade(z - a, left, right, device)
+        for (st, en), (a, z), w in zip(plan, spans, weights):
+            flush(a)
+            grow = z - (acc_start + acc.shape[2])
+            if grow > 0:
+                acc = torch.cat([acc, acc.new_zeros(batch, len(layers), grow, muq.hidden_size)], dim=2)
             chunk = read(st, en).to(device)
             for i0 in range(0, batch, window_batch):
                 hs = muq.encode(chunk[i0:i0 + window_batch], upto=upto, keep=keep)
                 h = torch.stack([hs[i].float() for i in layers], dim=1)  # [b', L, t, D]
-                out[i0:i0 + window_batch, :, a:z] += h * w[:, None]
+                acc[i0:i0 + window_batch, :, a - acc_start:z - acc_start] += (h * w[:, None]).to(out_device)
                 bars.update(h.shape[0])
-            wsum[a:z] += w
+        flush(total)
     bars.close()
-    assert torch.all(wsum > 0), "window plan left frames uncovered"
-    return out.div_(wsum[:, None])  # in place: the output can be the largest tensor here
+    return out
 
 
-def extract_file(muq, path, layers=None, *, window: float = 30.0, overlap: float = 5.0,
-                 precision: str = "fp32", progress: bool = False) -> Features:
+def extract_file(muq, path, layers=None, *, read_rate: int | None = None, window: float = 30.0,
+                 overlap: float = 5.0, precision: str = "fp32", progress: bool = False, out_device=None,
+                 out_dtype=None) -> Features:
     """Features of an audio file read window by window: memory is bounded by one window of audio plus
-    the output features, whatever the file's length. Same result as loading the file and calling
-    :func:`extract_features` (up to float rounding of the resampler at window edges)."""
+    the output features (on ``out_device`` as ``out_dtype``, see :func:`extract_features`), whatever the
+    file's length.
+
+    ``read_rate``: the file is read (mono) at this rate, the rate the host model hears (e.g. 16000 for
+    the transcriber), and each window resampled from there to 24 kHz with :func:`booster.audio.resample`,
+    as ``extract(wav, read_rate)`` does: MuQ sees the same band-limited audio as in training. None reads
+    at 24 kHz (full band). A file no longer than one window gives exactly
+    ``extract_features(muq, FileReader(path, read_rate, 1)(0, n), read_rate)``; longer files equal it up
+    to float rounding of the resampler at window edges."""
     from ..audio import FileReader
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    layers = resolve_layers(layers, muq.num_layers)
-    reader = FileReader(path, SAMPLE_RATE, 1)  # mono 24 kHz, read window by window
-    total = reader.length
+    layers = resolve_layers(muq, layers)
+    rate = SAMPLE_RATE if read_rate is None else int(read_rate)
+    if rate <= 0:
+        raise ConfigError(f"read_rate must be a positive sample rate in Hz, got {read_rate!r}")
+    reader = FileReader(path, rate, 1)  # mono at the read rate, read window by window
+    g = math.gcd(rate, SAMPLE_RATE)
+    up, down = SAMPLE_RATE // g, rate // g
+    total = math.ceil(reader.length * up / down)   # 24 kHz samples (torchaudio's resampled length)
     if total < muq.min_samples:
         meta = reader.meta
         raise AudioError(f"{str(path)!r} is too short: {meta.frames} samples at {meta.sample_rate} Hz "
                          f"({meta.duration * 1000:.1f} ms); MuQ needs at least "
                          f"~{muq.min_samples / SAMPLE_RATE * 1000:.0f} ms")
-
-    def read(st: int, en: int) -> torch.Tensor:
-        return reader(st, en - st)  # [1, en - st]: the batch of one
-
+    opts = dict(precision=precision, out_device=out_device, out_dtype=out_dtype)
     win, ov = window_sizes(muq, window, overlap)
     plan = window_plan(total, win, ov, muq.samples_per_frame)
     if len(plan) == 1:
-        return extract_features(muq, read(0, total), SAMPLE_RATE, layers, window=window, overlap=overlap,
-                                precision=precision)
-    hidden = run_windows(muq, plan, read, 1, layers, precision=precision, progress=progress)
+        return extract_features(muq, reader(0, reader.length), rate, layers, window=window, overlap=overlap,
+                                **opts)
+    margin = 0 if up == down else 64 * down   # read-rate samples of resampler context on each side
+
+    def read(st: int, en: int) -> torch.Tensor:
+        """24 kHz samples ``st .. en`` as ``[1, en - st]`` (the batch of one), as ``FileReader`` does it:
+        read from a point on the resampler's grid with a margin, resample, cut."""
+        if up == down:
+            return reader(st, en - st)
+        lo = (st // up) * down - margin
+        hi = min(reader.length, -(-en * down // up) + margin)
+        seg = reader(max(0, lo), hi - max(0, lo))
+        if lo < 0:   # before the start: zeros, as the whole-signal resampler sees
+            seg = torch.nn.functional.pad(seg, (-lo, 0))
+        seg = resample(seg, rate, SAMPLE_RATE)[:, st - (lo // down) * up:][:, :en - st]
+        return torch.nn.functional.pad(seg, (0, en - st - seg.shape[-1]))
+
+    hidden = run_windows(muq, plan, read, 1, layers, progress=progress, **opts)
     return Features(hidden, layers, muq.frame_rate)
 
 
