@@ -18,7 +18,7 @@ from booster.training import boosting
 from booster.training.checkpoint import load_model, save_model
 from booster.training.chunking import chunked_apply, tensor_reader
 from booster.training.hosts import chunk_seconds
-from booster.training.inference import ChunkedInference, model_device
+from booster.training.inference import ChunkedInference, inference_segment, model_device
 
 from .layout import Multitrack, MultitrackReader, SlotMap, scan_track
 
