@@ -18,6 +18,9 @@ Work-arounds for what FakeTensorMode cannot run (no values, no CUDA driver), non
    bit, see ``test_istft_reference_matches``): the C++ kernel's window-envelope check reads values
    (``aten.equal``); the reference skips it and still checks that input and window share a device.
 3. demucs' ``pad1d`` without its value self-check ``assert (out[..] == x).all()`` (reads values).
+4. ``torch.inference_mode`` → ``torch.no_grad``: inside inference mode FakeTensorMode creates constants
+   such as ``torch.tensor(1.0).to(cuda_tensor)`` (torchaudio's resampling kernel) with the real CUDA
+   driver ("Found no NVIDIA driver"); gradients are off either way, and devices propagate the same.
 
 Not possible here: backward. The autograd engine needs a CUDA context for cuda tensors
 ("hasPrimaryContext expects a valid device index", pytorch/pytorch#92627), so backward runs on the real
@@ -36,7 +39,7 @@ SEP = dict(sources=["drums", "bass"], sample_rate=8000, channels=2, segment=1.0)
 MIX = dict(stems=["drums", "bass", "other", "vocals"], sample_rate=16000, channels=2)
 TASK = {"htdemucs": SEP, "openunmix": SEP, "bs_roformer": SEP, "onsets_frames": {}, "mix_wave_unet": MIX,
         "crafx2": MIX}
-WORKAROUNDS = 3  # the numbered list above; the report counts them
+WORKAROUNDS = 4  # the numbered list above; the report counts them
 
 
 def _pad1d_unchecked(x: torch.Tensor, paddings, mode: str = "constant", value: float = 0.0) -> torch.Tensor:
@@ -52,6 +55,11 @@ def _pad1d_unchecked(x: torch.Tensor, paddings, mode: str = "constant", value: f
     return F.pad(x, paddings, mode, value)
 
 
+def _no_grad_inference(mode: bool = True):
+    """``torch.inference_mode(mode)`` as ``torch.no_grad()`` (context manager and decorator)."""
+    return torch.no_grad() if mode else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def fake_cuda_mode(monkeypatch):
     """Enter fake CUDA with the work-arounds above (undone on exit)."""
@@ -59,6 +67,7 @@ def fake_cuda_mode(monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(torch, "istft", torch._refs.istft)
         m.setattr(demucs.htdemucs, "pad1d", _pad1d_unchecked)
+        m.setattr(torch, "inference_mode", _no_grad_inference)
         with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.backends.cudnn.flags(enabled=False):
             yield mode
 
