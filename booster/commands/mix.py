@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--alias", action="append", default=[], metavar="SLOT=PATTERN[,PATTERN...]",
                    help="map stem files matching these glob patterns to SLOT (repeatable)")
     p.add_argument("--ignore-unknown", action="store_true", help="skip stem files that match no slot")
+    p.add_argument("--segment", type=float, default=None,
+                   help="chunk length in seconds (default: a boosted model's training segment, so MuQ sees "
+                        "the context it was trained with; else the host's)")
     p.add_argument("--overlap", type=float, default=0.25, help="chunk overlap in [0, 1) (default 0.25)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--pcm16", action="store_true", help="write 16-bit PCM instead of 32-bit float WAV")
@@ -66,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     aliases = parse_aliases(args.alias)
     device = resolve_device(args.device)
     out = check_output_dir(args.output)
-    mixer = Mixer.load(args.model, overlap=args.overlap, device=device)
+    if args.segment is not None:
+        from ..fsutil import check_finite_option
+        check_finite_option(args.segment, "--segment", positive=True)
+    mixer = Mixer.load(args.model, overlap=args.overlap, device=device, segment=args.segment)
     mixer.slot_map(aliases)  # bad alias slots fail before any work
     if args.export:
         print(f"saved mixer to {mixer.save(args.export)}")

@@ -26,7 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--two-stems", metavar="SOURCE", help="write SOURCE and no_SOURCE (the sum of the others)")
     p.add_argument("--shifts", type=int, default=0,
                    help="average N passes over randomly shifted input (demucs' shift trick; default 0: none)")
-    p.add_argument("--segment", type=float, default=None, help="chunk length in seconds (default: the model's)")
+    p.add_argument("--segment", type=float, default=None,
+                   help="chunk length in seconds (default: a boosted model's training segment, so MuQ sees "
+                        "the context it was trained with; else the host's)")
     p.add_argument("--overlap", type=float, default=0.25, help="chunk overlap in [0, 1) (default 0.25)")
     p.add_argument("--device", default=None,
                    help="torch device: cpu, cuda, cuda:N (default: cuda when available, else cpu)")

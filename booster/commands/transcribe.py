@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", action="store_true", help="also write OUT/<name>.png, a piano roll of the notes")
     p.add_argument("--onset-threshold", type=float, default=0.5, help="onset probability threshold (default 0.5)")
     p.add_argument("--frame-threshold", type=float, default=0.5, help="frame probability threshold (default 0.5)")
+    p.add_argument("--segment", type=float, default=None,
+                   help="chunk length in seconds (default: a boosted model's training segment, so MuQ sees "
+                        "the context it was trained with; else the host's)")
     p.add_argument("--overlap", type=float, default=0.25, help="chunk overlap in [0, 1) (default 0.25)")
     p.add_argument("--batch", type=int, default=4, help="chunks processed together (default 4)")
     p.add_argument("--export", metavar="FILE", help="also save the transcriber as one .safetensors file")
@@ -41,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from ..recipes.transcription.inference import Transcriber
     from ..training.device import resolve_device
 
+    if args.segment is not None:
+        from ..fsutil import check_finite_option
+        check_finite_option(args.segment, "--segment", positive=True)
     for name in ("onset_threshold", "frame_threshold"):
         if not 0 < getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(args, name)}")
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = check_output_dir(args.output)
     names = unique_output_names(files, args.inputs)   # {path: "song" | "song.flac" | "a/song"}
     tr = Transcriber.load(args.model, device=device, overlap=args.overlap, batch_size=args.batch,
+                          segment=args.segment,
                           onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold)
     if args.export:
         print(f"saved transcriber to {tr.save(args.export)}")
