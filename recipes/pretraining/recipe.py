@@ -1,7 +1,8 @@
 """The pretraining recipe on the kit: ``booster fit --config pretraining/<name>`` (LightningCLI).
 
 One ``fit`` runs both stages: if the tokenizer file does not exist yet, stage 1 (mel statistics + Mel-RVQ)
-runs first on batches of the same data module, on rank 0 (other ranks wait and load it), and is written
+runs first on batches of the same data module, on rank 0 and its device (other ranks wait and load it;
+the mel statistics, a few batches, stay on the CPU), and is written
 next to the run; then stage 2 (masked token prediction) trains the encoder. The encoder is exported in the
 official layout to ``export_dir`` at every checkpoint and at the end of training.
 Batches: audio crops ``[B, S]`` mono 24 kHz.
@@ -76,22 +77,35 @@ class PretrainingData(BoosterDataModule):
         return self.loader(self.val_set)
 
 
+def teacher_frames(teacher, layer: int):
+    """``frames(wav [B, S]) -> [B, T, D]``: hidden state ``layer`` of a frozen ``teacher`` (an iteration
+    tokenizer's input), computed on the teacher's device."""
+    def frames(wav):
+        with torch.no_grad():
+            return teacher.encode(wav, upto=layer, keep=[layer])[layer]
+    return frames
+
+
 def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: float = 2e-3,
-                  frames=None, log=print) -> tuple[MelRVQ, dict]:
-    """Stage 1 as a plain loop: ``batches`` yields ``[B, S]`` audio; ``frames(wav) -> [B, T, D_in]``
-    (default: the stacked normalised mel of an encoder with ``stat``). Returns the tokenizer and metrics."""
+                  frames=None, log=print, device="cpu") -> tuple[MelRVQ, dict]:
+    """Stage 1 as a plain loop on ``device`` (the trainer's): ``batches`` yields ``[B, S]`` audio (on any
+    device; each batch is moved to ``device``); ``frames(wav) -> [B, T, D_in]`` (default: the stacked
+    normalised mel of an encoder with ``stat``, on ``device``; a teacher's frames must run there too,
+    see :func:`teacher_frames`). Returns the tokenizer (on ``device``) and metrics."""
+    device = torch.device(device)
+    with device:   # built there (on CUDA the first step's codebook draws use its generator anyway)
+        rvq = MelRVQ(config).train()
     if frames is None:
-        front = mel_frontend(stat)
+        front = mel_frontend(stat).to(device)
 
         def frames(wav):
             with torch.no_grad():
                 return stack_frames(front(wav), 4)
 
-    rvq = MelRVQ(config).train()
     opt = torch.optim.Adam(rvq.parameters(), lr=lr)
     out = {}
     for step in range(steps):
-        out = rvq.fit_step(frames(next(batches)), first=step == 0)
+        out = rvq.fit_step(frames(next(batches).to(device, non_blocking=True)), first=step == 0)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
@@ -163,6 +177,7 @@ class PretrainingModule(PretrainModule):
             stat = mel_statistics(next(it) for _ in range(h.stat_batches))
             stat_path.parent.mkdir(parents=True, exist_ok=True)
             stat_path.write_text(json.dumps(stat, indent=2))
+        device = self.trainer.strategy.root_device   # this rank's device: stage 1 runs there, not on the CPU
         frames, input_dim = None, 512
         if h.teacher is not None or h.init is not None:
             from ...muq import load_backbone
@@ -171,14 +186,11 @@ class PretrainingModule(PretrainModule):
                 stat = source.config.stat
             if h.teacher is not None:
                 input_dim = source.hidden_size
-
-                def frames(wav):
-                    with torch.no_grad():
-                        return source.encode(wav, upto=h.teacher_layer, keep=[h.teacher_layer])[h.teacher_layer]
+                frames = teacher_frames(source.to(device), h.teacher_layer)
         cfg = TokenizerConfig(input_dim=input_dim, num_levels=h.levels, codebook_size=h.codebook_size,
                               code_dim=h.code_dim, source="mel" if h.teacher is None else f"layer:{h.teacher_layer}",
                               teacher=h.teacher)
-        rvq, metrics = fit_tokenizer(it, stat, h.tokenizer_steps, cfg, h.tokenizer_lr, frames)
+        rvq, metrics = fit_tokenizer(it, stat, h.tokenizer_steps, cfg, h.tokenizer_lr, frames, device=device)
         rvq.save(tok_path)
         tok_path.with_name(tok_path.stem + "_metrics.json").write_text(json.dumps(metrics, indent=2))
 

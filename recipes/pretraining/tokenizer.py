@@ -72,7 +72,8 @@ class MelRVQ(nn.Module):
         self.mean.copy_(x.mean(0))
         std = x.std(0)
         # constant dimensions (silent bands) must not blow up: floor at a tenth of the typical spread
-        self.std.copy_(std.clamp_min(0.1 * float(std.mean()) + 1e-6))
+        # (the floor computed on the device, in float64 as a Python float would be: no host sync)
+        self.std.copy_(std.clamp_min((std.mean().double() * 0.1 + 1e-6).float()))
 
     def _nearest(self, z: torch.Tensor, level: int) -> torch.Tensor:
         """``z`` [M, E] → code indices [M] (squared Euclidean distance)."""
