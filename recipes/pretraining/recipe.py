@@ -93,8 +93,6 @@ def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: 
     normalised mel of an encoder with ``stat``, on ``device``; a teacher's frames must run there too,
     see :func:`teacher_frames`). Returns the tokenizer (on ``device``) and metrics."""
     device = torch.device(device)
-    with device:   # built there (on CUDA the first step's codebook draws use its generator anyway)
-        rvq = MelRVQ(config).train()
     if frames is None:
         front = mel_frontend(stat).to(device)
 
@@ -102,6 +100,8 @@ def fit_tokenizer(batches, stat: dict, steps: int, config: TokenizerConfig, lr: 
             with torch.no_grad():
                 return stack_frames(front(wav), 4)
 
+    with device:   # built there (on CUDA the first step's codebook draws use its generator anyway)
+        rvq = MelRVQ(config).train()
     opt = torch.optim.Adam(rvq.parameters(), lr=lr)
     out = {}
     for step in range(steps):
