@@ -88,14 +88,21 @@ class BoosterDataModule(L.LightningDataModule):
         ``train=True`` (the training loader; the default inside a subclass's ``train_dataloader``): a :class:`booster.data.resumable.ResumableLoader`, whose
         position in the data stream is saved in checkpoints, so a resumed run sees the same batches as an
         uninterrupted one (it shards by DDP rank itself: the CLI fits with ``use_distributed_sampler=False``).
-        Other loaders draw from their own seeded generator, never from the global RNG."""
+        Other loaders (validation, test) draw from their own seeded generator, never from the global RNG; under
+        DDP an unshuffled one takes this rank's items only (:class:`~booster.training.ranks.RankShard`: every
+        item on one rank), so report per-item metrics through ``BoosterModule.log_valid`` (reduced once over
+        the ranks) and test items through ``add_test_item`` (gathered)."""
         size = self.batch_size if batch_size == -1 else batch_size
         train = train or getattr(self, "_building_train", False)
         if train and size is not None:
             from booster.data.resumable import ResumableLoader
             return ResumableLoader(dataset, batch_size=size, shuffle=shuffle, seed=self.seed, drop_last=drop_last,
                                    num_workers=self.num_workers, collate_fn=collate_fn, persistent_workers=False)
-        return torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=shuffle, drop_last=drop_last,
+        from .ranks import RankShard, world
+        iterable = isinstance(dataset, torch.utils.data.IterableDataset)
+        sampler = RankShard(dataset) if world()[1] > 1 and not (shuffle or iterable) else None
+        return torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=shuffle, sampler=sampler,
+                                           drop_last=drop_last,
                                            num_workers=self.num_workers, collate_fn=collate_fn,
                                            persistent_workers=False,
                                            generator=torch.Generator().manual_seed(int(self.seed)))

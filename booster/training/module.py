@@ -20,6 +20,7 @@ from booster.errors import CheckpointError, ConfigError
 from . import boosting
 from .checkpoint import CKPT_KEY, EMA_KEY, check_meta, describe
 from .hosts import boost_host, build_host, host_loss
+from .ranks import ItemMeans
 from .report import Metric, format_table, write_report
 
 COMMON_ARGS = ("host", "size", "host_kwargs", "pretrained", "pretrained_repo", "boost", "backbone",
@@ -72,6 +73,7 @@ class BoosterModule(L.LightningModule):
         self._saved_weights = None
         self._cache = None
         self._test_items: dict = {}
+        self._valid_means = ItemMeans()
 
     # ---- what recipes override -----------------------------------------------------------------
     def task_meta(self) -> dict:
@@ -179,10 +181,20 @@ class BoosterModule(L.LightningModule):
             self._saved_weights = None
 
     def on_validation_epoch_start(self) -> None:
+        self._valid_means.clear()
         self.use_ema_weights()
 
     def on_validation_epoch_end(self) -> None:
         self.restore_weights()
+        for name, (value, prog_bar) in self._valid_means.reduce().items():
+            # already the mean over every rank's items: the max "sync" of equal values only says so to Lightning
+            self.log(name, value, prog_bar=prog_bar, sync_dist=True, reduce_fx="max")
+
+    # ---- validation metrics ----------------------------------------------------------------------
+    def log_valid(self, name: str, value, items: int = 1, prog_bar: bool = False) -> None:
+        """Log a validation metric, ``value`` being its mean over ``items`` items of this step: at the end of
+        the epoch it is the mean over every item of every DDP rank (each validates its own shard)."""
+        self._valid_means.add(name, value, items, prog_bar)
 
     def on_test_epoch_start(self) -> None:
         self._test_items = {}

@@ -101,9 +101,9 @@ class MixingModule(BoosterModule):
             est = self.model(stems)
         bs = stems.shape[0]
         rows = [mix_metrics(e, m, self.hparams.sample_rate, self.loss_fn.stereo) for e, m in zip(est, mix)]
-        self.log("valid/loss", self.loss_fn(est, mix), prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log_valid("valid/loss", self.loss_fn(est, mix), bs, prog_bar=True)
         for name in ("mrstft", "si_sdr", "loudness_db"):
-            self.log(f"valid/{name}", float(sum(r[name] for r in rows) / bs), batch_size=bs, sync_dist=True)
+            self.log_valid(f"valid/{name}", float(sum(r[name] for r in rows) / bs), bs)
 
     def test_step(self, index, batch_idx):
         name, stems, mix = self.trainer.datamodule.load_test_track(int(index))

@@ -16,6 +16,7 @@ import torch
 from ...errors import ConfigError
 from ...fsutil import atomic_path, write_text
 from ...muq import MuQ, MuQConfig
+from ...training.ranks import ItemMeans, world
 from .masked import MaskedPredictor
 from .tokenizer import MelRVQ, TokenizerConfig, stack_frames
 
@@ -109,18 +110,23 @@ class TokenizerModule(L.LightningModule):
     def on_validation_epoch_start(self):
         c = self.rvq.config
         self.val_usage = torch.zeros(c.num_levels, c.codebook_size, device=self.device)
+        self._valid_means = ItemMeans()   # each DDP rank validates its own shard: reduced once per epoch
 
     def validation_step(self, wav, batch_idx):
         out = self.rvq(self.frames(wav))
         for level in range(self.rvq.config.num_levels):
             self.val_usage[level] += torch.bincount(out["codes"][..., level].flatten(),
                                                     minlength=self.rvq.config.codebook_size)
-        self.log_dict({"val/rel_error": out["relative_error"], "val/recon": out["recon_loss"]})
+        for key, value in (("val/rel_error", out["relative_error"]), ("val/recon", out["recon_loss"])):
+            self._valid_means.add(key, value, wav.shape[0])
 
     def on_validation_epoch_end(self):
+        if world()[1] > 1:
+            torch.distributed.all_reduce(self.val_usage)   # codes used by any rank's shard
+        logs = {k: v for k, (v, _) in self._valid_means.reduce().items()}
         used = (self.val_usage > 0).float().mean(-1)  # [N]
-        self.log("val/usage_min", used.min())
-        self.log("val/usage_mean", used.mean())
+        logs.update({"val/usage_min": used.min(), "val/usage_mean": used.mean()})
+        self.log_dict(logs, sync_dist=True, reduce_fx="max")   # already over every rank: equal values
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.rvq.parameters(), lr=self.hparams.lr)
@@ -161,7 +167,15 @@ class PretrainModule(L.LightningModule):
         out = self.model(wav, generator=gen)
         logs = {"val/ce": out["ce"]}
         logs.update({f"val/acc{i}": a for i, a in enumerate(out["acc"])})
-        self.log_dict(logs, prog_bar=False)
+        for key, value in logs.items():
+            self._valid_means.add(key, value, wav.shape[0])
+
+    def on_validation_epoch_start(self):
+        self._valid_means = ItemMeans()   # each DDP rank validates its own shard: reduced once per epoch
+
+    def on_validation_epoch_end(self):
+        logs = {k: v for k, (v, _) in self._valid_means.reduce().items()}
+        self.log_dict(logs, prog_bar=False, sync_dist=True, reduce_fx="max")   # already over every rank
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,

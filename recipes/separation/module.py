@@ -125,10 +125,10 @@ class SeparationModule(BoosterModule):
         est = torch.stack([sep.separate_tensor(m, cached=True) for m in mix])
         sdr = torch.stack([global_sdr(s, e) for s, e in zip(sources, est)]).mean(0)  # [N]
         bs = mix.shape[0]
-        self.log("valid/l1", (est - sources).abs().mean(), batch_size=bs, sync_dist=True)
-        self.log("valid/nsdr", sdr.mean(), prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log_valid("valid/l1", (est - sources).abs().mean(), bs)
+        self.log_valid("valid/nsdr", sdr.mean(), bs, prog_bar=True)
         for name, v in zip(self.hparams.sources, sdr):
-            self.log(f"valid/nsdr_{name}", v, batch_size=bs, sync_dist=True)
+            self.log_valid(f"valid/nsdr_{name}", v, bs)
 
     def test_step(self, index, batch_idx):
         from .evaluation import evaluate_track

@@ -121,9 +121,9 @@ class TranscriptionModule(BoosterModule):
                                      {k: v[None].to(self.device) for k, v in targets.items()})
         scores = evaluate_notes(ref, est, frame_rate=h.sample_rate / h.hop_length, pitch_range=tuple(h.pitch_range),
                                 duration=duration)
-        self.log("valid/loss", loss, batch_size=1, sync_dist=True)
-        self.log("valid/note_f1", scores["note"]["f1"], prog_bar=True, batch_size=1, sync_dist=True)
-        self.log("valid/frame_f1", scores["frame"]["f1"], batch_size=1, sync_dist=True)
+        self.log_valid("valid/loss", loss)
+        self.log_valid("valid/note_f1", scores["note"]["f1"], prog_bar=True)
+        self.log_valid("valid/frame_f1", scores["frame"]["f1"])
 
     def test_step(self, index, batch_idx):
         h = self.hparams
