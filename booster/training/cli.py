@@ -161,10 +161,10 @@ def _import(task: str, module: str):
 
 def _load(task: str, ref: str):
     mod, _, name = ref.partition(":")
-    try:
-        return getattr(_import(task, mod), name)
-    except AttributeError:
-        raise ConfigError(f"recipe {task!r} names {ref!r}, but {mod} has no {name!r}") from None
+    module = _import(task, mod)
+    if not hasattr(module, name):
+        raise ConfigError(f"recipe {task!r} names {ref!r}, but {mod} has no {name!r}")
+    return getattr(module, name)
 
 
 def make_cli_class(links: tuple[str, ...]):
