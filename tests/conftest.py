@@ -10,6 +10,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers such as official_layou
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: debug models gain nothing from more on the shared 2-core machine. Folders whose
+    tests all want it use it from an autouse fixture of their conftest."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def debug_muq():
     from booster import MuQ

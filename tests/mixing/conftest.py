@@ -14,10 +14,5 @@ def mix_data(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: debug models gain nothing from more on the shared 2-core CI machine."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """One intra-op thread here (tests/conftest.py: one_thread)."""

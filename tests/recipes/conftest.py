@@ -14,11 +14,5 @@ def stems_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the tiny debug models gain nothing from more, and on a shared 2-core
-    machine spinning OpenMP threads of parallel test runs slow each other down by orders of magnitude."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """One intra-op thread here (tests/conftest.py: one_thread)."""

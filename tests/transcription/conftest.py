@@ -33,10 +33,5 @@ def pairs_root(synth_root, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny debug models gain nothing from more on a shared 2-core machine."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """One intra-op thread here (tests/conftest.py: one_thread)."""
