@@ -59,10 +59,14 @@ def atomic_path(path: str | os.PathLike, *, sweep: bool = True) -> Iterator[Path
     files of ours from it once per process (``sweep=False`` skips that)."""
     path = Path(path)
     parent = path.parent
+    if path.is_dir():
+        raise OutputError(f"{str(path)!r} is an existing folder; give a file path to write")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create output folder {str(parent)!r}: {e.strerror or e}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):   # read-only folder or file system: before any writer runs
+        raise OutputError(f"cannot write {str(path)!r}: the folder {str(parent)!r} is not writable")
     if sweep and str(parent) not in _swept:
         _swept.add(str(parent))
         sweep_temp_files(parent)
@@ -194,6 +198,45 @@ def check_output_dir(path: str | os.PathLike, option: str = "-o") -> Path:
     return path
 
 
+def check_output_file(path: str | os.PathLike, option: str = "-o") -> Path:
+    """Check, before any work, that the file ``path`` can be written; raise :class:`OutputError` (one line
+    naming the option) for an existing folder, a parent that is a file, or a folder that is not writable
+    (or, when it does not exist yet, cannot be created). Creates nothing."""
+    path = Path(path).expanduser()
+    where = f"{option} {str(path)!r}"
+    if path.is_dir():
+        raise OutputError(f"{where} is an existing folder; give a file path such as {str(path / path.name)!r}"
+                          f"{'' if path.suffix else '.<ext>'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{where} exists and is not writable")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:   # the folder that a writer would create it in
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{where}: {str(folder)!r} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{where}: the folder {str(folder)!r} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def output_dir(path: str | os.PathLike, option: str = "-o") -> Iterator[Path]:
+    """``with output_dir(args.output) as out:`` :func:`check_output_dir`, and on leaving the block remove
+    the folders this call created that are still empty (a command that failed before its first output,
+    or wrote none, leaves no empty folder behind). Folders that existed before are never removed."""
+    path = Path(path).expanduser()
+    created = [p for p in (path, *path.parents) if not p.exists()]    # deepest first
+    check_output_dir(path, option)
+    try:
+        yield path
+    finally:
+        for p in created:
+            try:
+                p.rmdir()            # only an empty folder; a failure means something is in it: keep it
+            except OSError:
+                break
+
+
 def unique_output_names(files: Iterable[str | os.PathLike], roots: Iterable[str | os.PathLike] = ()) -> dict[Path, str]:
     """Map each input file to an output name (a relative path without extension) that no other input
     shares, and that says where the input came from.
@@ -316,6 +359,20 @@ def check_safetensors_file(path: str | os.PathLike, option: str = "--model") -> 
         raise CheckpointError(f"{where} is truncated: its tensors need {8 + n + end} bytes, the file has {size}")
     meta = header.get("__metadata__") or {}
     return meta if isinstance(meta, dict) else {}
+
+
+def torch_load_error(e: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words: never torch's advice to load it
+    with ``weights_only=False`` (unpickling an untrusted file runs its code)."""
+    import re
+    text = str(e)
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it holds a pickled Python object ({m.group(1)}), which is never loaded (unpickling runs code)"
+    if "weights_only" in text or "Weights only" in text or "WeightsUnpickler" in text:
+        return "its contents are not the tensors and plain values a checkpoint holds"
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
+    return f"{type(e).__name__}: {first}"
 
 
 def _check_pickle_ops(data: bytes, where: str) -> None:

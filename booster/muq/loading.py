@@ -48,7 +48,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read weights file {str(path)!r}: {type(e).__name__}: {e}. "
+        from booster.fsutil import torch_load_error   # never torch's advice to unpickle (weights_only=False)
+        raise CheckpointError(f"cannot read weights file {str(path)!r}: {torch_load_error(e)}. "
                               "Is the download complete?") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]

@@ -73,29 +73,37 @@ def save_model(path: str | Path, model: nn.Module, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # clone: some hosts share tensors between modules (safetensors refuses shared memory)
     state = {k: v.detach().cpu().clone().contiguous() for k, v in trainable_state(model).items()}
-    from booster.fsutil import atomic_path
-    with atomic_path(path) as tmp:   # a killed write leaves the old file (and no partial one)
-        save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    from safetensors import SafetensorError
+
+    from booster.fsutil import OutputError, atomic_path
+    try:
+        with atomic_path(path) as tmp:   # a killed write leaves the old file (and no partial one)
+            save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    except (OSError, SafetensorError) as e:    # full disk, folder gone read-only... (OutputError is an OSError)
+        if isinstance(e, OutputError):
+            raise
+        raise OutputError(f"cannot write model file {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
     return path
 
 
-def read_model_file(path: str | Path) -> tuple[dict, dict]:
-    """``(meta, state)`` of a ``.safetensors`` model file or a recipe ``.ckpt`` (EMA weights preferred)."""
+def read_model_file(path: str | Path, option: str = "model file") -> tuple[dict, dict]:
+    """``(meta, state)`` of a ``.safetensors`` model file or a recipe ``.ckpt`` (EMA weights preferred);
+    ``option``: how errors name the file (``--model``)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise CheckpointError(f"model file {str(p)!r} does not exist" if not p.exists()
-                              else f"{str(p)!r} is a directory, expected a .ckpt or .safetensors file")
+        raise CheckpointError(f"{option} {str(p)!r} does not exist" if not p.exists()
+                              else f"{option} {str(p)!r} is a directory, expected a .ckpt or .safetensors file")
     if p.suffix == ".ckpt":
-        ckpt = read_checkpoint(p)
+        ckpt = read_checkpoint(p, option)
         meta = ckpt.get(CKPT_KEY)
         if meta is None:
-            raise CheckpointError(f"{str(p)!r} is not a checkpoint of a muq-booster recipe")
+            raise CheckpointError(f"{option} {str(p)!r} is not a checkpoint of a muq-booster recipe")
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         return meta, dict(ckpt.get(EMA_KEY) or state)
     from safetensors import safe_open
 
     from booster.fsutil import check_safetensors_file
-    check_safetensors_file(p, "model file")
+    check_safetensors_file(p, option)
     try:
         with safe_open(str(p), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
@@ -107,22 +115,26 @@ def read_model_file(path: str | Path) -> tuple[dict, dict]:
     return json.loads(raw), state
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """A Lightning checkpoint read safely (``weights_only=True``); clear errors for anything else."""
+def read_checkpoint(path: str | Path, option: str = "checkpoint") -> dict:
+    """A Lightning checkpoint read safely (``weights_only=True``) after :func:`booster.fsutil.check_checkpoint_file`
+    (empty, truncated, random bytes: one line saying the file is not a checkpoint); errors never point a user
+    at unpickling (``weights_only=False``). ``option``: how messages name the file (``--model``)."""
+    from booster.fsutil import check_checkpoint_file, torch_load_error
+    check_checkpoint_file(path, option)
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r} safely ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        raise CheckpointError(f"{option} {str(path)!r} is not a checkpoint this toolkit reads: "
+                              f"{torch_load_error(e)}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"{str(path)!r} is not a Lightning checkpoint")
+        raise CheckpointError(f"{option} {str(path)!r} is not a Lightning checkpoint (no state_dict)")
     return ckpt
 
 
-def load_model(path: str | Path, *, task: str | None = None, device="cpu",
-               allow_other_weights: bool = False) -> tuple[nn.Module, dict]:
+def load_model(path: str | Path, *, task: str | None = None, device="cpu", allow_other_weights: bool = False,
+               option: str = "model file") -> tuple[nn.Module, dict]:
     """``(model in eval mode on device, meta)`` from a ``.ckpt`` or ``.safetensors`` model file."""
-    meta, state = read_model_file(path)
+    meta, state = read_model_file(path, option)
     check_meta(meta, what=str(path), task=task)
     model = build_from_meta(meta, what=str(path), allow_other_weights=allow_other_weights)
     load_trainable_state(model, state)
