@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module under ``booster/commands/`` and exposes
 ``add_parser(subparsers)``; the parser it adds sets ``func(args) -> int``. Errors raised as
-:class:`booster.errors.BoosterError` are printed without a traceback and exit with status 1.
+:class:`booster.errors.BoosterError` are printed without a traceback and exit with status 1, and so are
+usage errors (a missing required option, an unknown one): one line, status 1, as every other user error.
 """
 from __future__ import annotations
 
@@ -17,8 +18,24 @@ COMMANDS = ["demo", "features", "synth", "separate", "transcribe", "mix", "train
             "study", "plot"]
 
 
+class UsageError(BoosterError):
+    """A command line argparse refuses (missing required option, unknown option, bad value)."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without its exit 2 and usage dump: a usage error is one line and status 1 (see :func:`main`).
+    Sub-command parsers are made of this class too (argparse uses the parent's class)."""
+
+    def error(self, message: str):
+        raise UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="booster",
         description="Boost music models with the intermediate layers of a frozen MuQ.")
     parser.add_argument("--version", action="version", version=f"muq-booster {_version()}")
@@ -42,12 +59,17 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "accepts_extra", False):
+            prog = f"{parser.prog} {args.command}" if getattr(args, "command", None) else parser.prog
+            raise UsageError(prog, f"unrecognized arguments: {' '.join(extra)}")
+    except UsageError as e:
+        print(f"{e.prog}: error: {e} (see {e.prog} --help)", file=sys.stderr)
+        return 1
     if getattr(args, "command", None) is None:
         parser.print_help()
         return 2
-    if extra and not getattr(args, "accepts_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "accepts_extra", False):
         args.extra = extra
     from .muq.loading import BACKBONE_OPTION
