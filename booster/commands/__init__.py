@@ -24,3 +24,20 @@ def run_each_input(names: dict, keep_going: bool, work) -> int:
             continue
         print(f"{path} -> {target} ({detail}{time.perf_counter() - t0:.1f} s)")
     return 1 if failed else 0
+
+
+def check_export(path: str) -> None:
+    """``--export FILE`` must be a ``.safetensors`` path that can be written: checked before any work, so a
+    folder, a read-only place or another suffix is one line and nothing is computed."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..fsutil import check_output_file
+
+    if Path(path).expanduser().is_dir():
+        raise ConfigError(f"--export {path!r} is an existing folder; give the file to write, e.g. "
+                          f"{str(Path(path) / 'model.safetensors')!r}")
+    if Path(path).suffix != ".safetensors":
+        raise ConfigError(f"--export {path!r}: the model is saved as one .safetensors file; give a path ending "
+                          f"in .safetensors, e.g. {str(Path(path).with_suffix('.safetensors'))!r}")
+    check_output_file(path, "--export")

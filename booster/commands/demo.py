@@ -66,16 +66,19 @@ def features_step(out: Path, seconds: float, seed: int, backbone: str = "debug")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"muq-booster demo -> {out.resolve()}")
-    features_step(out, args.seconds, args.seed, args.backbone)
-    if args.features_only:
-        return 0
-    try:
-        from ..recipes.separation import demo as separation_demo
-    except ImportError as e:
-        print(f"separation demo unavailable: {e}")
-        return 1
-    separation_demo.run(out / "separation", seconds_budget=args.budget, seed=args.seed, backbone=args.backbone)
+    from ..fsutil import check_finite_option, output_dir
+
+    check_finite_option(args.seconds, "--seconds", positive=True)
+    check_finite_option(args.budget, "--budget", positive=True)
+    with output_dir(args.output) as out:   # an existing file / read-only place: one line; left empty: removed
+        print(f"muq-booster demo -> {out.resolve()}")
+        features_step(out, args.seconds, args.seed, args.backbone)
+        if args.features_only:
+            return 0
+        try:
+            from ..recipes.separation import demo as separation_demo
+        except ImportError as e:
+            print(f"separation demo unavailable: {e}")
+            return 1
+        separation_demo.run(out / "separation", seconds_budget=args.budget, seed=args.seed, backbone=args.backbone)
     return 0

@@ -45,20 +45,27 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from ..audio import list_audio_files, strict_audio
-    from ..cache import check_feature_file, file_hash, save_features
-    from ..fsutil import check_finite_option, check_output_dir, unique_output_names
-    from ..backbone import identity, load_backbone, resolve_layers
-    from ..training.device import resolve_device
+    from ..audio import list_audio_files
+    from ..fsutil import check_finite_option, output_dir
 
     check_finite_option(args.window, "--window", positive=True)
     check_finite_option(args.overlap, "--overlap", minimum=0.0)
     if args.overlap >= args.window:
         raise ConfigError(f"--overlap ({args.overlap:g} s) must be shorter than --window ({args.window:g} s)")
     files = list_audio_files(args.inputs)
-    out_dir = check_output_dir(args.output)
+    with output_dir(args.output) as out_dir:     # removed again if nothing is written into it
+        return _run(args, files, out_dir)
+
+
+def _run(args: argparse.Namespace, files: list, out_dir: Path) -> int:
+    from tqdm.auto import tqdm
+
+    from ..audio import strict_audio
+    from ..backbone import identity, load_backbone, resolve_layers
+    from ..cache import check_feature_file, file_hash, save_features
+    from ..fsutil import unique_output_names
+    from ..training.device import resolve_device
+
     device = resolve_device(args.device)
     muq = load_backbone(args.checkpoint).to(device)
     try:

@@ -39,19 +39,27 @@ def add_parser(sub) -> None:
 
 
 def parse_aliases(values: list[str]) -> dict[str, list[str]]:
-    """``["drums=kick*,snare*", ...]`` → ``{"drums": ["kick*", "snare*"]}``."""
+    """``["drums=kick*,snare*", ...]`` → ``{"drums": ["kick*", "snare*"]}``; each pattern must be a valid
+    glob of a file name (:func:`booster.recipes.mixing.layout.pattern_problem`)."""
+    from ..recipes.mixing.layout import pattern_problem
+
     out: dict[str, list[str]] = {}
     for v in values:
         slot, sep, pats = v.partition("=")
         patterns = [p.strip() for p in pats.split(",") if p.strip()]
         if not sep or not slot.strip() or not patterns:
             raise ConfigError(f"--alias {v!r}: expected SLOT=PATTERN[,PATTERN...], e.g. drums=kick*,snare*")
+        for p in patterns:
+            why = pattern_problem(p)
+            if why:
+                raise ConfigError(f"--alias {v!r}: pattern {p!r} {why}")
         out.setdefault(slot.strip(), []).extend(patterns)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fsutil import check_output_dir
+    from . import check_export
+    from ..fsutil import output_dir
     from ..recipes.mixing.inference import Mixer
     from ..training.device import resolve_device
 
@@ -68,20 +76,23 @@ def run(args: argparse.Namespace) -> int:
                           "in OUT/<track>.wav. Rename them or mix them into different -o folders.")
     aliases = parse_aliases(args.alias)
     device = resolve_device(args.device)
-    out = check_output_dir(args.output)
     if args.segment is not None:
         from ..fsutil import check_finite_option
         check_finite_option(args.segment, "--segment", positive=True)
-    mixer = Mixer.load(args.model, overlap=args.overlap, device=device, segment=args.segment)
-    mixer.slot_map(aliases)  # bad alias slots fail before any work
     if args.export:
-        print(f"saved mixer to {mixer.save(args.export)}")
-    kind = "boosted " if mixer.boosted else ""
-    print(f"{kind}{mixer.meta['host']['name']}: slots {', '.join(mixer.stems)} -> stereo at {mixer.sample_rate} Hz, "
-          f"{len(folders)} track(s) on {device}", file=sys.stderr)
-    for folder in folders:
-        t0 = time.perf_counter()
-        path = mixer.mix_folder(folder, out, aliases=aliases, unknown="ignore" if args.ignore_unknown else "error",
-                                progress=not args.no_progress, subtype="PCM_16" if args.pcm16 else "FLOAT")
-        print(f"{folder} -> {path} ({time.perf_counter() - t0:.1f} s)")
+        check_export(args.export)
+    with output_dir(args.output) as out:               # removed again if nothing is written into it
+        mixer = Mixer.load(args.model, overlap=args.overlap, device=device, segment=args.segment)
+        mixer.slot_map(aliases)  # bad alias slots fail before any work
+        if args.export:
+            print(f"saved mixer to {mixer.save(args.export)}")
+        kind = "boosted " if mixer.boosted else ""
+        print(f"{kind}{mixer.meta['host']['name']}: slots {', '.join(mixer.stems)} -> stereo at "
+              f"{mixer.sample_rate} Hz, {len(folders)} track(s) on {device}", file=sys.stderr)
+        for folder in folders:
+            t0 = time.perf_counter()
+            path = mixer.mix_folder(folder, out, aliases=aliases,
+                                    unknown="ignore" if args.ignore_unknown else "error",
+                                    progress=not args.no_progress, subtype="PCM_16" if args.pcm16 else "FLOAT")
+            print(f"{folder} -> {path} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import run_each_input
+from . import check_export, run_each_input
 
 
 def add_parser(sub) -> None:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import audio
-    from ..fsutil import check_output_dir, unique_output_names
+    from ..fsutil import output_dir, unique_output_names
     from ..recipes.separation.inference import Separator
     from ..training.device import resolve_device
 
@@ -73,21 +73,23 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs and device.type == "cpu":
         torch.set_num_threads(args.jobs)
     files = audio.list_audio_files(args.inputs)  # AudioError for missing inputs / empty folders
-    out = check_output_dir(args.output, "-o")     # an existing file / read-only folder: one line
     if args.export:
-        check_output_dir(Path(args.export).expanduser().parent, "--export")
+        check_export(args.export)                 # a folder, a read-only place, not .safetensors: one line
     names = unique_output_names(files, args.inputs)
-    sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch,
-                         segment=args.segment)
-    if args.export:
-        print(f"saved separator to {sep.save(args.export)}")
-    kind = "boosted " if sep.boosted else ""
-    print(f"{kind}{sep.meta['host']['name']} -> {', '.join(sep.sources)} at {sep.sample_rate} Hz, "
-          f"{len(names)} file(s) on {device}", file=sys.stderr)
-    def work(f, name):
-        paths = sep.separate_file(f, out, progress=not args.no_progress, subtype=subtype, ext=ext, name=name,
-                                  two_stems=args.two_stems, shifts=args.shifts)
-        return Path(next(iter(paths.values()))).parent, ""
+    # an existing file / read-only folder: one line; a folder made here and left empty is removed again
+    with output_dir(args.output, "-o") as out:
+        sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch,
+                             segment=args.segment)
+        if args.export:
+            print(f"saved separator to {sep.save(args.export)}")
+        kind = "boosted " if sep.boosted else ""
+        print(f"{kind}{sep.meta['host']['name']} -> {', '.join(sep.sources)} at {sep.sample_rate} Hz, "
+              f"{len(names)} file(s) on {device}", file=sys.stderr)
 
-    with audio.strict_audio(args.strict):
-        return run_each_input(names, args.keep_going, work)
+        def work(f, name):
+            paths = sep.separate_file(f, out, progress=not args.no_progress, subtype=subtype, ext=ext, name=name,
+                                      two_stems=args.two_stems, shifts=args.shifts)
+            return Path(next(iter(paths.values()))).parent, ""
+
+        with audio.strict_audio(args.strict):
+            return run_each_input(names, args.keep_going, work)

@@ -48,20 +48,37 @@ def parse_splits(specs: list[str] | None, tracks: int) -> dict[str, int]:
     return out
 
 
+def check_empty(out: str) -> None:
+    """OUT must be new or empty: a set written over another would overwrite its songs and leave the extra
+    ones of the old set beside the new report (a stale, mixed set), or overwrite the user's own files."""
+    from pathlib import Path
+
+    from ..fsutil import TEMP_SUFFIX
+    folder = Path(out).expanduser()
+    if not folder.is_dir():
+        return
+    there = sorted(p.name for p in folder.iterdir() if not p.name.endswith(TEMP_SUFFIX))
+    if there:
+        listed = ", ".join(there[:4]) + (" ..." if len(there) > 4 else "")
+        raise ConfigError(f"OUT {out!r} is not empty (it holds {listed}); a new set would overwrite or mix with "
+                          "what is there: choose a new or empty folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data.synth import generate_dataset
     from ..data.render import resolve_renderer
 
-    from ..fsutil import check_output_dir
+    from ..fsutil import output_dir
 
     splits = parse_splits(args.split, args.tracks)
     choice = resolve_renderer(args.renderer, args.soundfont)  # a named soundfont must load
-    check_output_dir(args.out, "OUT")
-    print(f"renderer: {choice.name} ({choice.reason})")
-    report = generate_dataset(args.out, split=splits, seconds=args.seconds, seed=args.seed,
-                              renderer=args.renderer, progress=not args.no_progress,
-                              sample_rate=args.sample_rate, soundfont=args.soundfont,
-                              other_parts=args.other_parts, mix=not args.no_mix)
+    check_empty(args.out)
+    with output_dir(args.out, "OUT"):    # a folder made here is removed again if nothing was written
+        print(f"renderer: {choice.name} ({choice.reason})")
+        report = generate_dataset(args.out, split=splits, seconds=args.seconds, seed=args.seed,
+                                  renderer=args.renderer, progress=not args.no_progress,
+                                  sample_rate=args.sample_rate, soundfont=args.soundfont,
+                                  other_parts=args.other_parts, mix=not args.no_mix)
     counts = ", ".join(f"{k}: {v}" for k, v in report["splits"].items())
     used = report["renderer"] + (f" and soundfont {report['soundfont']}" if report["soundfont"] else "")
     print(f"wrote {len(report['tracks'])} track(s) ({counts}) of {args.seconds:g} s to {args.out} "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import run_each_input
+from . import check_export, run_each_input
 
 
 def add_parser(sub) -> None:
@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..audio import list_audio_files
     from ..errors import ConfigError
-    from ..fsutil import check_output_dir, unique_output_names
+    from ..fsutil import output_dir, unique_output_names
     from ..recipes.transcription.inference import Transcriber
     from ..training.device import resolve_device
 
@@ -52,20 +52,24 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(args, name)}")
     device = resolve_device(args.device)
     files = list_audio_files(args.inputs)
-    out_dir = check_output_dir(args.output)
-    names = unique_output_names(files, args.inputs)   # {path: "song" | "song.flac" | "a/song"}
-    tr = Transcriber.load(args.model, device=device, overlap=args.overlap, batch_size=args.batch,
-                          segment=args.segment,
-                          onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold)
     if args.export:
-        print(f"saved transcriber to {tr.save(args.export)}")
-    kind = "boosted " if tr.boosted else ""
-    print(f"{kind}{tr.meta['host']['name']} transcriber, pitches {tr.pitch_range[0]}..{tr.pitch_range[1]} at "
-          f"{tr.sample_rate} Hz, {len(files)} file(s) on {device}", file=sys.stderr)
-    def work(f, name):
-        out = tr.transcribe_file(f, out_dir, name=name, save_notes=args.save_notes, plot=args.plot,
-                                 progress=not args.no_progress)
-        extra = "".join(f", {out[k]}" for k in ("notes_csv", "plot") if k in out)
-        return f"{out['midi']}{extra}", f"{len(out['notes'])} notes, "
+        check_export(args.export)
+    names = unique_output_names(files, args.inputs)   # {path: "song" | "song.flac" | "a/song"}
+    with output_dir(args.output) as out_dir:           # removed again if nothing is written into it
+        tr = Transcriber.load(args.model, device=device, overlap=args.overlap, batch_size=args.batch,
+                              segment=args.segment,
+                              onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold)
+        if args.export:
+            print(f"saved transcriber to {tr.save(args.export)}")
+        kind = "boosted " if tr.boosted else ""
+        print(f"{kind}{tr.meta['host']['name']} transcriber, pitches {tr.pitch_range[0]}..{tr.pitch_range[1]} at "
+              f"{tr.sample_rate} Hz, {len(files)} file(s) on {device}", file=sys.stderr)
 
-    return run_each_input(names, args.keep_going, work)
+        def work(f, name):
+            out = tr.transcribe_file(f, out_dir, name=name, save_notes=args.save_notes, plot=args.plot,
+                                     progress=not args.no_progress)
+            extra = "".join(f", {out[k]}" for k in ("notes_csv", "plot") if k in out)
+            return f"{out['midi']}{extra}", f"{len(out['notes'])} notes, "
+
+        return run_each_input(names, args.keep_going, work)
+

@@ -25,9 +25,35 @@ from pathlib import Path
 import torch
 
 from booster.audio import AUDIO_EXTENSIONS, FileReader
+from booster.data.stems import SKIP_HINT
 from booster.errors import AudioError, ConfigError, DatasetError
 
 MAX_LISTED = 20
+
+
+def pattern_problem(pattern) -> str | None:
+    """Why ``pattern`` is not a valid alias (a glob of a stem file's name without its folder: ``kick*``,
+    ``snare[12]``, ``oh_?``), or None. Refused: an empty pattern, one with a path separator, an unclosed
+    ``[`` (fnmatch would silently take it as a literal character)."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        return "is empty: give a file name or a glob such as kick*"
+    if "/" in pattern or "\\" in pattern:
+        return "has a path separator: a pattern matches a file name in the track folder, e.g. kick*"
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            j = i + 1
+            if j < len(pattern) and pattern[j] == "!":
+                j += 1
+            if j < len(pattern) and pattern[j] == "]":
+                j += 1
+            end = pattern.find("]", j)
+            if end < 0:
+                return ("is not a valid glob: '[' opens a character set that is never closed "
+                        "(write [[] for a literal '[')")
+            i = end
+        i += 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -46,6 +72,11 @@ class SlotMap:
         bad = sorted(set(self.aliases) - set(slots))
         if bad:
             raise ConfigError(f"aliases name unknown slots {bad}; slots: {list(slots)}")
+        for slot, pats in self.aliases.items():
+            for p in [pats] if isinstance(pats, str) else pats:
+                why = pattern_problem(p)
+                if why:
+                    raise ConfigError(f"alias pattern {p!r} of slot {slot!r} {why}")
         if self.unknown not in ("error", "ignore"):
             raise ConfigError(f"unknown must be 'error' or 'ignore', got {self.unknown!r}")
 
@@ -193,6 +224,7 @@ def list_multitracks(root: str | os.PathLike, split: str | None, slot_map: SlotM
     if bad:
         msg = f"{len(bad)} of {len(dirs)} track(s) in {str(folder)!r} are invalid:\n  " + "\n  ".join(bad[:MAX_LISTED])
         if not skip_invalid or not tracks:
-            raise DatasetError(msg)
+            raise DatasetError(msg + "\nFix these folders (or move them out of the split)"
+                               + ("" if skip_invalid else SKIP_HINT) + ".")
         warnings.warn(msg + "\nThese tracks are skipped.", stacklevel=2)
     return tracks

@@ -20,6 +20,7 @@ import pretty_midi
 import torch
 
 from booster.audio import FileReader
+from booster.errors import AudioError
 from booster.training import boosting
 from booster.training.checkpoint import load_model, save_model
 from booster.training.hosts import chunk_seconds
@@ -90,6 +91,10 @@ class Transcriber(ChunkedInference):
         """Onset / frame probabilities and velocity ``[T, P]`` (float16) of an audio file of any rate and
         channel count, read and processed chunk by chunk; and its duration in seconds."""
         reader = FileReader(path, self.sample_rate, 1)
+        if reader.length < self.hop:          # not one frame: an empty MIDI would look like silence
+            raise AudioError(f"{str(path)!r} is {1000 * reader.length / self.sample_rate:.1f} ms long, shorter "
+                             f"than one frame of the transcriber ({self.hop} samples at {self.sample_rate} Hz = "
+                             f"{1000 * self.hop / self.sample_rate:.0f} ms): nothing to transcribe")
         self._fit_segment(reader.length)
         features = self.track_features(path)
         blocks = []
