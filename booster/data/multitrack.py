@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DatasetError
-from .stems import MAX_LISTED, MUSDB_SOURCES, SegmentDataset, Track, _fit, _read, list_tracks, segment
+from .stems import MAX_LISTED, MUSDB_SOURCES, SKIP_HINT, SegmentDataset, Track, _fit, _read, list_tracks, segment
 from ..audio import convert_channels, resample
 
 
@@ -86,7 +86,8 @@ def list_mix_tracks(root: str | os.PathLike, split: str | None = None,
     if bad:
         msg = f"{len(bad)} track(s) have no usable reference mix:\n  " + "\n  ".join(bad[:MAX_LISTED])
         if not skip_invalid or not out:
-            raise DatasetError(msg + "\nFix or remove these folders (or pass skip_invalid=True).")
+            raise DatasetError(msg + "\nFix these folders (or move them out of the split)"
+                               + ("" if skip_invalid else SKIP_HINT) + ".")
         warnings.warn(msg + "\nThese tracks are skipped.", stacklevel=2)
     return out
 

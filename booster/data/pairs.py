@@ -21,7 +21,7 @@ import torch
 
 from ..audio import AUDIO_EXTENSIONS, convert_channels, resample, wav_declared_frames
 from ..errors import ConfigError, DatasetError
-from .stems import MAX_LISTED, _fit
+from .stems import MAX_LISTED, SKIP_HINT, _fit
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 PIANO_RANGE = (21, 108)  # A0..C8 inclusive
@@ -165,7 +165,8 @@ def _finish(found: list[tuple[str, Path, tuple[Path, ...]]], bad: list[str], whe
         msg = f"{len(bad)} invalid audio/MIDI pair(s) in {where}:\n  " + "\n  ".join(bad[:MAX_LISTED]) + (
             f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else "")
         if not skip_invalid or not pairs:
-            raise DatasetError(msg + "\nFix or remove these files" + ("" if skip_invalid else " (or pass skip_invalid=True)") + ".")
+            raise DatasetError(msg + "\nFix these files (or move them out of the split)"
+                               + ("" if skip_invalid else SKIP_HINT) + ".")
         warnings.warn(msg + "\nThese pairs are skipped.", stacklevel=3)
     if not pairs:
         raise DatasetError(f"no audio/MIDI pairs found in {where}: expected x.wav next to x.mid or x.midi")

@@ -23,6 +23,7 @@ from ..audio import AUDIO_EXTENSIONS, convert_channels, resample, wav_declared_f
 from ..errors import ConfigError, DatasetError
 
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
+SKIP_HINT = ", or skip them with --data.skip_invalid true (skip_invalid=True in Python)"  # the recipes' option
 MAX_LISTED = 20  # problems listed in one error message
 
 
@@ -201,8 +202,8 @@ def list_tracks(root: str | os.PathLike, split: str | None = None,
         listed = "\n  ".join(bad[:MAX_LISTED]) + (f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else "")
         msg = f"{len(bad)} of {len(dirs)} track(s) in {str(folder)!r} are invalid:\n  {listed}"
         if not skip_invalid or not tracks:
-            raise DatasetError(msg + "\nFix or remove these folders" + ("" if skip_invalid else
-                                                                       " (or pass skip_invalid=True)") + ".")
+            raise DatasetError(msg + "\nFix these folders (or move them out of the split)"
+                               + ("" if skip_invalid else SKIP_HINT) + ".")
         warnings.warn(msg + "\nThese tracks are skipped.", stacklevel=2)
     return tracks
 

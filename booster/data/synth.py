@@ -70,7 +70,8 @@ def generate_from_spec(root: str | os.PathLike, spec: Mapping, *, present: bool 
     if differ:
         raise ConfigError(f"{str(root)!r} holds a synthetic set made with other settings ("
                           + "; ".join(f"{k}: {a} there, {b} asked" for k, (a, b) in differ.items())
-                          + "): remove the folder to have it made again, or pass another --data.root")
+                          + "): to train on it as it is, pass --data.generate null; to have a set made with "
+                          "these settings, pass another --data.root (this folder is never replaced)")
     if made.get("complete", True) and present:
         return None
     return generate_dataset(root, **args)  # interrupted (or its training split removed): made again

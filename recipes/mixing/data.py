@@ -131,6 +131,7 @@ class MixingDataModule(BoosterDataModule):
         generate: if set and ``root`` has no training folder, write a synthetic set first with
             ``booster.data.synth.generate_dataset`` (keys ``splits`` {split: tracks}, ``seconds``, ``seed``,
             ``renderer``); the generator writes exactly this layout.
+        skip_invalid: skip invalid track folders with a warning that lists them instead of stopping.
     """
 
     def __init__(self, root: str, stems: list[str] = ["drums", "bass", "other", "vocals"],
@@ -139,7 +140,7 @@ class MixingDataModule(BoosterDataModule):
                  valid_segment: float | None = None, samples_per_epoch: int = 1000, batch_size: int = 4,
                  num_workers: int = 0, seed: int = 0, fraction: float = 1.0, train_split: str = "train",
                  valid_split: str = "valid", test_split: str = "test", valid_holdout: int = 1,
-                 test_seconds: float | None = None, generate: dict | None = None):
+                 test_seconds: float | None = None, generate: dict | None = None, skip_invalid: bool = False):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, fraction=fraction)
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
@@ -157,7 +158,8 @@ class MixingDataModule(BoosterDataModule):
 
     def _list(self, split: str) -> list[Multitrack]:
         h = self.hparams
-        return list_multitracks(self.root, split, self.slot_map, mix=h.mix, ignore=tuple(h.ignore))
+        return list_multitracks(self.root, split, self.slot_map, mix=h.mix, ignore=tuple(h.ignore),
+                                skip_invalid=h.skip_invalid)
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams

@@ -32,6 +32,7 @@ class StemsDataModule(BoosterDataModule):
             ``booster.data.synth.generate_dataset(root, split={...}, seconds=..., seed=...)``; keys
             ``splits`` (``{split: tracks}``), ``seconds``, ``seed``, ``renderer`` (on one process per node,
             so DDP runs generate once).
+        skip_invalid: skip invalid track folders with a warning that lists them instead of stopping.
     """
 
     def __init__(self, root: str, sources: list[str] = list(MUSDB_SOURCES), sample_rate: int = 44100,
@@ -40,7 +41,7 @@ class StemsDataModule(BoosterDataModule):
                  remix: bool = True, gain: tuple[float, float] | None = (0.25, 1.25), channel_swap: bool = True,
                  sign_flip: bool = True, fraction: float = 1.0, seed: int = 0, train_split: str = "train",
                  valid_split: str = "valid", test_split: str = "test", valid_holdout: int = 1,
-                 test_seconds: float | None = None, generate: dict | None = None):
+                 test_seconds: float | None = None, generate: dict | None = None, skip_invalid: bool = False):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, fraction=fraction)
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
@@ -61,9 +62,10 @@ class StemsDataModule(BoosterDataModule):
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
         if stage in (None, "fit", "validate"):
-            train = list_tracks(self.root, h.train_split, self.sources)
+            train = list_tracks(self.root, h.train_split, self.sources, skip_invalid=h.skip_invalid)
             if (self.root / h.valid_split).is_dir():
-                self.valid_tracks = list_tracks(self.root, h.valid_split, self.sources)
+                self.valid_tracks = list_tracks(self.root, h.valid_split, self.sources,
+                                                skip_invalid=h.skip_invalid)
                 self.train_tracks = train
             else:
                 k = int(h.valid_holdout)
@@ -78,7 +80,8 @@ class StemsDataModule(BoosterDataModule):
             vseg = h.valid_segment if h.valid_segment is not None else 2 * h.segment
             self._valid = SegmentDataset(self.valid_tracks, vseg, h.sample_rate, h.channels)
         if stage in (None, "test"):
-            self.test_tracks = list_tracks(self.root, h.test_split, self.sources)
+            self.test_tracks = list_tracks(self.root, h.test_split, self.sources,
+                                           skip_invalid=h.skip_invalid)
 
     # ---- loaders ------------------------------------------------------------------------------
     def train_dataloader(self):
