@@ -21,6 +21,7 @@ Every run logs through Lightning's CSVLogger unless the config sets a logger: me
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.metadata
 import importlib.util
@@ -30,11 +31,11 @@ from typing import Optional
 
 from booster.errors import CheckpointError, ConfigError
 
+from .run_folder import CHECKPOINT_DIR, LOG_NAME  # noqa: F401  (re-exported names of the run layout)
+
 SUBCOMMANDS = ("fit", "validate", "test")
 ENTRY_POINTS = "booster.recipes"   # the registry of recipes (tasks)
-LOG_NAME = "logs"
 LAST_EVERY = 50                # fit: last.ckpt every N training steps (--last_every; --last_minutes M too)
-CHECKPOINT_DIR = "checkpoints"  # under trainer.default_root_dir
 
 
 def _registered() -> dict:
@@ -167,10 +168,16 @@ def _load(task: str, ref: str):
     return getattr(module, name)
 
 
-def make_cli_class(links: tuple[str, ...]):
+def make_cli_class(links: tuple[str, ...], check_folder: bool = False, fits: bool = False):
+    """The LightningCLI class of a recipe. ``check_folder``: check ``trainer.default_root_dir`` before anything
+    is built (``booster fit`` over an earlier run, read-only folders: see :mod:`booster.training.run_folder`);
+    ``fits``: the trainer of a CLI built without a sub-command (``run=False``, e.g. a study's run) gets the fit
+    callbacks too (``last.ckpt`` at the final step)."""
     from lightning.pytorch.cli import LightningCLI
 
     class BoosterCLI(LightningCLI):
+        _clear = None   # --overwrite: the earlier run's checkpoint folder, cleared when the new training starts
+
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_argument("--task", default=None, help="the recipe (task) this config belongs to")
             parser.add_argument("--last_every", type=int, default=LAST_EVERY,
@@ -180,8 +187,29 @@ def make_cli_class(links: tuple[str, ...]):
             parser.add_argument("--last_minutes", type=Optional[float], default=None,
                                 help="fit: also write last.ckpt every M minutes of training (wall clock), "
                                      "whichever of the two schedules comes first")
+            parser.add_argument("--overwrite", type=bool, nargs="?", const=True, default=False,
+                                help="fit: start again in a default_root_dir that holds an earlier run (its "
+                                     "checkpoints/ is removed when training starts); without it such a folder "
+                                     "is an error that offers --ckpt_path last. Counts only on the command line")
             for key in links:
                 parser.link_arguments(f"data.{key}", f"model.{key}")
+
+        def before_instantiate_classes(self) -> None:
+            from .run_folder import check_fit_folder, check_root, first_process
+            if not check_folder or not self.subcommand or not first_process():
+                return
+            cfg = self.config[self.subcommand]
+            root = Path(str(cfg.trainer.get("default_root_dir") or ".")).expanduser()
+            # --overwrite counts only when typed: a run's saved config.yaml records it and must not overwrite again
+            typed = any(a == "--overwrite" or a.startswith("--overwrite=") for a in sys.argv[2:])
+            overwrite = bool(cfg.get("overwrite")) and typed
+            if self.subcommand == "fit":
+                self._clear = check_fit_folder(root, cfg.get("ckpt_path"), overwrite)
+                return
+            if overwrite:
+                raise ConfigError(f"--overwrite is an option of booster fit, not of booster {self.subcommand}")
+            if cfg.trainer.get("logger") in (None, True):   # the default CSV logs go under the folder
+                check_root(root)
 
         def _parse_ckpt_path(self) -> None:
             """Lightning re-applies the checkpoint's hyper-parameters over the command line; keep the model
@@ -205,9 +233,12 @@ def make_cli_class(links: tuple[str, ...]):
             if trainer.get("logger") in (None, True):   # default: CSV, no server needed
                 from lightning.pytorch.loggers import CSVLogger
                 trainer["logger"] = CSVLogger(save_dir=trainer.get("default_root_dir") or ".", name=LOG_NAME)
-            if self.subcommand == "fit":
+            if self.subcommand == "fit" or (fits and not self.subcommand):
                 trainer["callbacks"] = fit_callbacks(trainer, cfg.get("last_every", LAST_EVERY),
                                                      cfg.get("last_minutes"))
+                if self._clear is not None:
+                    from .run_folder import ClearEarlierRun
+                    trainer["callbacks"].insert(0, ClearEarlierRun(self._clear))
                 from booster.training.data import BoosterDataModule
                 if isinstance(cfg.get("data"), BoosterDataModule):   # its ResumableLoader shards by rank itself
                     trainer["use_distributed_sampler"] = False
@@ -351,12 +382,16 @@ def main(subcommand: str, args: list[str]) -> int:
     resolved, task = resolve_args(list(args))
     resolved = check_ckpt_path(resolved, task)
     module_cls, data_cls, links = recipe(task)
-    cli_class = make_cli_class(links)
+    cli_class = make_cli_class(links, check_folder=True)
     # LightningCLI parses sys.argv; DDP re-launches the same command line in its worker processes.
     argv, sys.argv = sys.argv, [sys.argv[0], subcommand, *resolved]
-    try:
+    try:   # a bad option is one line (jsonargparse would print the usage and exit 2)
         cli_class(module_cls, data_cls, save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                  parser_kwargs={"prog": "booster", subcommand: {"prog": f"booster {subcommand}"}})
+                  parser_kwargs={"prog": "booster", "exit_on_error": False,
+                                 subcommand: {"prog": f"booster {subcommand}", "exit_on_error": False}})
+    except argparse.ArgumentError as e:
+        from .run_folder import argument_error_line
+        raise ConfigError(argument_error_line(e)) from None
     finally:
         sys.argv = argv
     return 0
