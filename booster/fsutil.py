@@ -59,7 +59,7 @@ def atomic_path(path: str | os.PathLike, *, sweep: bool = True) -> Iterator[Path
     path = Path(path)
     parent = path.parent
     if path.is_dir():
-        raise OutputError(f"{str(path)!r} is an existing folder; give a file path to write")
+        raise OutputError(f"cannot write {str(path)!r}: it is an existing folder; give a file path")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
