@@ -4,7 +4,9 @@ For every training fraction and seed, trains the config's host plain (baseline) 
 same budget, the same nested data subset and the same seed, tests both on the same test split with the
 task's metrics, and writes ``study.json`` (every run, every metric), ``study.md`` (mean ± sd over seeds,
 boosted − baseline with a t interval and whether it excludes zero) and ``study.png`` into ``-o``.
-A killed study continues where it stopped when run again with the same arguments.
+A killed study continues where it stopped when run again with the same arguments; finished runs are
+reused only when their settings match and their results and weights (``checkpoints/last.ckpt``) verify, and
+are never deleted (other settings: an error naming them; ``--force`` redoes them, keeping the old folders).
 
 Arguments after the options go to every run as LightningCLI overrides, e.g.
 ``--model.backbone muq-mini --data.root my_stems --trainer.val_check_interval 50``.
@@ -28,6 +30,8 @@ def add_parser(sub) -> None:
     budget.add_argument("--budget-steps", type=int, help="training steps per run (default: the config's)")
     budget.add_argument("--budget-minutes", type=float, help="training wall time per run in minutes")
     p.add_argument("-o", "--output", default="runs/study", help="study folder (default: runs/study)")
+    p.add_argument("--force", action="store_true", help="redo the finished runs made with other settings (without "
+                   "it they stop the study); their folders are kept as <run>.old-<time>, never deleted")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
     p.add_argument("--metric", help="headline metric of the table and plot (default: the task's first)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals (default: 0.95)")
@@ -66,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
                              seeds=parse_seeds(args.seeds), out=args.output, budget_steps=args.budget_steps,
                              budget_minutes=args.budget_minutes, device=device,
                              overrides=list(getattr(args, "extra", [])), metric=args.metric,
-                             confidence=args.confidence, jobs=args.jobs)
+                             confidence=args.confidence, jobs=args.jobs, force=args.force)
     run_study(settings)
     return 0

@@ -10,9 +10,12 @@ then both are tested on the same test split with the task's metrics. Layout of `
     out/study.json  out/study.md  out/study.png   (every run and metric; table; headline metric plot)
     out/feature_cache/                 backbone features of fixed inputs, shared by the boosted runs
 
-Resumable: a run whose ``run.json`` says ``done`` with the same settings is kept; any other run folder
-(killed half-way, other settings) is removed and run again. ``jobs`` > 1 trains that many runs at a time in
-worker processes (CPU threads shared out; one GPU each when there are several).
+Resumable: a run whose ``run.json`` says ``done`` with the same settings, and whose results and weights verify,
+is kept; a killed run is redone. Finished runs are never deleted: other settings stop the study with a line
+naming them (``force``: redo them), and a run that fails verification is redone; the old folder is kept as
+``<run>.old-<time>`` (:mod:`booster.training.study_runs`). Each run keeps ``checkpoints/last.ckpt``, the
+weights it was tested with. ``jobs`` > 1 trains that many runs at a time in worker processes (CPU threads
+shared out; one GPU each when there are several).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import copy
 import functools
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -34,10 +38,10 @@ from booster.fsutil import write_text
 from . import stats
 from .device import parallel_devices
 from .plots import study_plot
+from .study_runs import RUN_FILE, check_usable, describe, move_aside, read_state, verdict
 
 STUDY_VERSION = 1
 VARIANTS = ("baseline", "boosted")
-RUN_FILE = "run.json"
 ACCELERATORS = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps"}
 
 
@@ -56,6 +60,7 @@ class StudySettings:
     metric: str | None = None
     confidence: float = 0.95
     jobs: int = 1
+    force: bool = False
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -64,12 +69,14 @@ class StudySettings:
             raise ConfigError(f"--fractions must be numbers in (0, 1], got {self.fractions}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"--seeds must give distinct seeds, got {self.seeds}")
+        if any(not 0 <= s < 2 ** 32 for s in self.seeds):
+            raise ConfigError(f"--seeds must be whole numbers from 0 to {2 ** 32 - 1}, got {self.seeds}")
         if self.budget_steps is not None and self.budget_minutes is not None:
             raise ConfigError("give --budget-steps or --budget-minutes, not both")
         if self.budget_steps is not None and self.budget_steps < 1:
             raise ConfigError(f"--budget-steps must be at least 1, got {self.budget_steps}")
-        if self.budget_minutes is not None and not self.budget_minutes > 0:
-            raise ConfigError(f"--budget-minutes must be positive, got {self.budget_minutes}")
+        if self.budget_minutes is not None and not (self.budget_minutes > 0 and math.isfinite(self.budget_minutes)):
+            raise ConfigError(f"--budget-minutes must be a positive number, got {self.budget_minutes}")
         name, _, index = str(self.device).partition(":")
         if name not in ACCELERATORS or (index and not index.isdigit()):
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
@@ -103,21 +110,6 @@ def run_settings(settings: StudySettings, run: Run, task: str, config_text: str)
             "config_text": config_text, "fraction": run.fraction, "seed": run.seed,
             "variant": run.variant, "budget_steps": settings.budget_steps,
             "budget_minutes": settings.budget_minutes, "overrides": list(settings.overrides)}
-
-
-def read_state(folder: Path) -> dict | None:
-    try:
-        state = json.loads((folder / RUN_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
-def is_finished(folder: Path, expected: dict) -> bool:
-    """True when ``folder`` holds a finished run with exactly these settings and its results."""
-    state = read_state(folder)
-    return bool(state and state.get("status") == "done" and state.get("settings") == expected
-                and isinstance(state.get("metrics"), dict) and (folder / "results.json").is_file())
 
 
 def run_config(base: dict, task: str, settings: StudySettings, run: Run, device: str | None = None) -> dict:
@@ -195,6 +187,8 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
     """Run (or resume) the study; write ``study.json``, ``study.md`` and ``study.png``; return the study."""
     import yaml
 
+    from booster.fsutil import check_output_dir
+
     from .cli import no_task, resolve_config
 
     check_overrides(settings.overrides)
@@ -206,20 +200,29 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
     if not isinstance(base, dict):
         raise ConfigError(f"config {settings.config!r} is not a YAML mapping")
     runs = plan(settings)
-    settings.out.mkdir(parents=True, exist_ok=True)
+    check_usable(settings.config, task, run_config(base, task, settings, runs[0]), settings.overrides)
+    check_output_dir(settings.out, "-o")
+    verdicts = [verdict(run.folder, run_settings(settings, run, task, config_text)) for run in runs]
+    other = [(run, v[1]) for run, v in zip(runs, verdicts) if v[0] == "other"]
+    if other and not settings.force:
+        raise ConfigError(f"{str(settings.out)!r} holds {len(other)} finished run(s) made with other settings "
+                          f"({describe(other[0][1])}); repeat the earlier settings to reuse them, pass --force to "
+                          f"redo them (the old run folders are kept as <run>.old-<time>), or -o another folder")
     records, pending, t0 = {}, [], time.perf_counter()
     devices = parallel_devices(settings.device, settings.jobs)
-    for i, run in enumerate(runs, 1):
+    for i, (run, (kind, detail)) in enumerate(zip(runs, verdicts), 1):
         expected = run_settings(settings, run, task, config_text)
-        if is_finished(run.folder, expected):
-            records[i] = {**read_state(run.folder), "folder": str(run.folder)}
-            say(f"[{i}/{len(runs)}] {run.name}: done before, kept")
+        head = f"[{i}/{len(runs)}] {run.name}"
+        if kind == "kept":
+            records[i] = {**detail, "folder": str(run.folder)}
+            say(f"{head}: done before, kept")
             continue
-        if run.folder.exists():
-            if read_state(run.folder) is None and any(run.folder.iterdir()):
-                raise ConfigError(f"{str(run.folder)!r} exists and is not a study run; pass another -o")
-            say(f"[{i}/{len(runs)}] {run.name}: unfinished or other settings, run again")
+        if kind == "unfinished":
+            say(f"{head}: unfinished, run again")
             shutil.rmtree(run.folder)
+        elif kind in ("other", "corrupt"):
+            why = f"made with other settings ({describe(detail)})" if kind == "other" else str(detail)
+            say(f"{head}: {why}; run again (the old run is kept as {move_aside(run.folder).name})")
         run.folder.mkdir(parents=True)
         state = {"settings": expected, "status": "running", "fraction": run.fraction, "seed": run.seed,
                  "variant": run.variant, "folder": str(run.folder)}
@@ -292,7 +295,8 @@ def _quiet_cli():
 def _make_cli(task: str, config_file: Path, overrides: list[str]):
     from .cli import make_cli_class, recipe
     module_cls, data_cls, links = recipe(task)
-    return make_cli_class(links)(module_cls, data_cls, run=False, args=["--config", str(config_file), *overrides],
+    return make_cli_class(links, fits=True)(module_cls, data_cls, run=False,
+                                            args=["--config", str(config_file), *overrides],
                                  save_config_kwargs={"overwrite": True}, seed_everything_default=0,
                                  parser_kwargs={"prog": "booster study"})
 

@@ -186,7 +186,7 @@ def test_resume_keeps_finished_runs_and_redoes_the_others(tiny_studies, tmp_path
     kept = [out / "0.5" / "0" / "baseline" / "run.json", out / "1" / "0" / "boosted" / "run.json"]
     before = [p.stat().st_mtime_ns for p in kept]
     capsys.readouterr()
-    _run_tiny("separation", out, src.parent / "data")
+    _run_tiny("separation", out, src.parent / "data", extra=["--force"])  # other settings: redone on --force only
     said = capsys.readouterr().out
     assert said.count("done before, kept") == 2 and said.count("run again") == 2
     assert [p.stat().st_mtime_ns for p in kept] == before
