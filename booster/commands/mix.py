@@ -2,7 +2,8 @@
 
 Each STEMS_DIR is one track: audio files named after the model's slots (e.g. ``drums.wav``, ``bass.flac``;
 any sample rate and channel count, resampled). ``--alias slot=PATTERN,...`` maps other names to a slot
-(glob patterns; several files in one slot are summed); a slot without a file is silence; a file that
+(glob patterns of file names without their extension, checked: ``drums=[`` is an error, ``[[]`` a literal
+``[``; several files in one slot are summed); a slot without a file is silence; a file that
 matches no slot is an error listing the slots (``--ignore-unknown`` skips such files instead). Files
 named ``mixture`` or ``mix`` are not stems. Writes ``OUT/<track>.wav`` (track = the folder's name) at
 the model's rate, as long as the longest stem, chunk by chunk (bounded memory on long tracks).

@@ -4,7 +4,9 @@ Inputs are audio files or folders (walked recursively), any format soundfile rea
 channel count (mixed to mono and resampled to the model's rate chunk by chunk: bounded memory on long
 files). Writes ``OUT/<name>.mid``; ``--save-notes`` adds ``OUT/<name>.csv`` (onset_s, offset_s, pitch,
 velocity), ``--plot`` ``OUT/<name>.png`` (piano roll of the detected notes). ``--model``: a ``.ckpt`` from
-``booster fit --config transcription/...`` or a ``.safetensors`` transcriber file (``--export``).
+``booster fit --config transcription/...`` or a ``.safetensors`` transcriber file (``--export``). A clip
+shorter than one model frame is an error (not an empty MIDI); an output folder this command made and left
+empty (every input failed) is removed.
 """
 from __future__ import annotations
 
