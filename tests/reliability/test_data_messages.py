@@ -105,7 +105,15 @@ def test_synth_folder_under_a_generate_config_names_generate_null(tmp_path, caps
     assert sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*") if p.is_file()) == before
     code, _, err = cli(capsys, *run, "--data.generate", "null")         # what the line says: use it as it is
     assert code == 0, err
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    cut = tmp_path / "cut.ckpt"                                        # a real last.ckpt, truncated (item 11)
+    cut.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    song = data / "train" / "song_0000" / "mixture.wav"
+    for args in (["separate", song, "-o", tmp_path / "o", "--model", cut], ["transcribe", song, "-o", tmp_path / "o",
+                 "--model", cut], ["test", "--config", "separation/demo", "--ckpt_path", cut]):
+        code, _, err = cli(capsys, *args)
+        assert code == 1 and "cut.ckpt' is truncated" in error_line(err) and "weights_only" not in err, args
+    assert not (tmp_path / "o").exists()
 
 
 def test_synth_never_writes_over_another_set(tmp_path, capsys):
