@@ -16,6 +16,7 @@ import lightning as L
 import torch
 
 from ...errors import ConfigError
+from ...fsutil import write_text
 from ...training.data import BoosterDataModule
 from .data import CropDataset, build_cache, crop_loader
 from .masked import MaskedPredictor
@@ -175,8 +176,7 @@ class PretrainingModule(PretrainModule):
         stat = None
         if h.init is None:
             stat = mel_statistics(next(it) for _ in range(h.stat_batches))
-            stat_path.parent.mkdir(parents=True, exist_ok=True)
-            stat_path.write_text(json.dumps(stat, indent=2))
+            write_text(stat_path, json.dumps(stat, indent=2))
         device = self.trainer.strategy.root_device   # this rank's device: stage 1 runs there, not on the CPU
         frames, input_dim = None, 512
         if h.teacher is not None or h.init is not None:
@@ -192,7 +192,7 @@ class PretrainingModule(PretrainModule):
                               teacher=h.teacher)
         rvq, metrics = fit_tokenizer(it, stat, h.tokenizer_steps, cfg, h.tokenizer_lr, frames, device=device)
         rvq.save(tok_path)
-        tok_path.with_name(tok_path.stem + "_metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_text(tok_path.with_name(tok_path.stem + "_metrics.json"), json.dumps(metrics, indent=2))
 
     def configure_optimizers(self):
         # the schedule's length is the trainer's; not a hyper-parameter of this class (checkpoints must not

@@ -7,12 +7,15 @@
 ``RUN`` holds everything a run needs to resume: ``stat.json`` (mel statistics), ``tokenizer.*``,
 ``checkpoints/last.ckpt`` (Lightning, saved every few minutes) and ``export/`` (official layout,
 refreshed at every checkpoint). Re-running ``encoder`` with the same ``RUN`` resumes exactly (same crops,
-generator states and weights as an uninterrupted run), also after ``touch RUN/STOP``.
+generator states and weights as an uninterrupted run), also after ``touch RUN/STOP``. A user error (a stage
+run out of order, a missing or empty data folder, NaN audio, a bad option) is one line and exit status 1.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +24,9 @@ import lightning as L
 import torch
 
 from ...data.resumable import RngStateCallback
-from ...fsutil import atomic_path
-from .data import loaders
+from ...errors import BoosterError, ConfigError
+from ...fsutil import atomic_path, check_checkpoint_file, check_finite_option, check_output_dir, write_text
+from .data import audio_files, loaders
 from .module import PretrainModule, TokenizerModule, export, mel_statistics
 
 
@@ -95,9 +99,13 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
                   levels: int = 8, codebook_size: int = 1024, code_dim: int = 16, lr: float = 2e-3,
                   stat_batches: int = 8, precision: str = "32-true", teacher: str | None = None,
                   teacher_layer: int | None = None, cache: str | None = None) -> Path:
-    """Stage 1: mel statistics (``stat.json``) and the Mel-RVQ tokenizer (``tokenizer.*``) in ``run``."""
+    """Stage 1: mel statistics (``stat.json``) and the Mel-RVQ tokenizer (``tokenizer.*``) in ``run``.
+    Refused once ``run`` holds an encoder checkpoint (its targets are this tokenizer's codes)."""
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
+    if (run / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(f"{str(run)!r} already holds an encoder trained on its tokenizer; a new tokenizer "
+                          "would change its targets. Use another --run (or delete that run folder)")
+    check_output_dir(run, "--run")
     cache = cache or str(run.parent / "audio_cache")
     train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps)
     print(f"training audio: {hours:.2f} h; held back: {val_hours:.2f} h", flush=True)
@@ -105,9 +113,8 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     if stat_path.is_file():
         stat = json.loads(stat_path.read_text())
     else:
-        it = iter(train)
-        stat = mel_statistics(next(it) for _ in range(stat_batches))
-        stat_path.write_text(json.dumps(stat, indent=2))
+        stat = mel_statistics(itertools.islice(train, stat_batches))   # at most one epoch (`steps` batches)
+        write_text(stat_path, json.dumps(stat, indent=2))
     input_dim = 512
     if teacher is not None:
         from ...muq import load_backbone
@@ -120,8 +127,7 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     trainer.fit(module, train, val)
     metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
     module.rvq.save(run / "tokenizer")
-    (run / "tokenizer_metrics.json").write_text(json.dumps({"steps": steps, "hours": hours, **metrics},
-                                                           indent=2))
+    write_text(run / "tokenizer_metrics.json", json.dumps({"steps": steps, "hours": hours, **metrics}, indent=2))
     print(f"tokenizer written to {run / 'tokenizer.safetensors'}: {metrics}", flush=True)
     return run / "tokenizer.safetensors"
 
@@ -138,6 +144,10 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     ResumableLoader, RngStateCallback); exports to ``run/export`` (official layout) at every checkpoint and at
     the end. ``callbacks``: more Lightning callbacks."""
     run = Path(run)
+    _check_stage1(run, need_stat=init is None)
+    last = run / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        check_checkpoint_file(last, "the run's checkpoint")
     cache = cache or str(run.parent / "audio_cache")
     L.seed_everything(seed, workers=True)
     stat = json.loads((run / "stat.json").read_text()) if init is None else None
@@ -152,7 +162,6 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     print(f"encoder: {n_params / 1e6:.2f} M parameters, {module.encoder.config.architecture()}", flush=True)
     extra = {"hours": round(hours, 3), "seconds_per_crop": seconds, "batch_size": batch_size,
              "accumulate": accumulate}
-    last = run / "checkpoints" / "last.ckpt"
     stop = StopFile(run / "STOP")
     trainer = _trainer(run, steps, precision, accumulate, val_every, ckpt_minutes, max_minutes,
                        [PeriodicExport(run / "export", extra), stop, RngStateCallback(), *callbacks],
@@ -167,23 +176,68 @@ def run_encoder(data, run, *, size: str = "mini", init: str | None = None, secon
     return run / "export"
 
 
+def _check_stage1(run: Path, need_stat: bool) -> None:
+    """Stage 2 needs stage 1's files in ``run``: one line saying which command makes them."""
+    missing = [n for n in ["tokenizer.safetensors", "tokenizer.json"] + ["stat.json"] * need_stat
+               if not (run / n).is_file()]
+    if missing:
+        raise ConfigError(f"{str(run)!r} has no {' or '.join(missing)}: run stage 1 first "
+                          f"(python -m booster.recipes.pretraining.train tokenizer --data DIR... --run {run})")
+
+
 def export_run(run, out) -> Path:
     """Export ``run/checkpoints/last.ckpt`` in the official layout to ``out``."""
     run = Path(run)
-    module = PretrainModule.load_from_checkpoint(str(run / "checkpoints" / "last.ckpt"), map_location="cpu",
-                                                 weights_only=False)
-    ckpt = torch.load(str(run / "checkpoints" / "last.ckpt"), map_location="cpu", weights_only=False)
-    return export(module, out, step=ckpt.get("global_step"))
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise ConfigError(f"{str(run)!r} has no encoder checkpoint ({last} does not exist): train one first "
+                          f"(python -m booster.recipes.pretraining.train encoder --data DIR... --run {run})")
+    check_checkpoint_file(last, "the run's checkpoint")
+    _check_stage1(run, need_stat=False)
+    if Path(out).exists():
+        check_output_dir(out, "--out")
+    ckpt = torch.load(str(last), map_location="cpu", weights_only=False)
+    module = PretrainModule.load_from_checkpoint(str(last), map_location="cpu", weights_only=False,
+                                                 tokenizer=str(run / "tokenizer.safetensors"))  # where it is now
+    return export(module, check_output_dir(out, "--out"), step=ckpt.get("global_step"))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m booster.recipes.pretraining.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+PROG = "python -m booster.recipes.pretraining.train"
+PRECISIONS = ["32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16", "64"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line and exit status 1, as every other user error."""
+
+    def error(self, message):
+        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(1)
+
+
+def _check_options(a) -> None:
+    if a.stage != "export":
+        if not a.data:
+            raise ConfigError(f"the {a.stage} stage needs --data DIR... (folders or files of audio)")
+        audio_files(a.data)   # before anything is written
+    for name in ["steps", "batch_size", "accumulate", "val_every", "levels", "codebook_size"]:
+        if getattr(a, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
+    for name in ["seconds", "ckpt_minutes", "max_minutes", "lr"]:
+        if getattr(a, name) is not None:
+            check_finite_option(getattr(a, name), f"--{name.replace('_', '-')}", positive=True)
+    check_finite_option(a.cqt_weight, "--cqt-weight", minimum=0)
+    if a.warmup_steps < 0:
+        raise ConfigError(f"--warmup-steps must be >= 0, got {a.warmup_steps}")
+
+
+def main(argv=None) -> None:
+    from .module import SIZES
+    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["tokenizer", "encoder", "export"])
     p.add_argument("--data", nargs="+", default=[])
     p.add_argument("--run", required=True)
     p.add_argument("--out")
-    p.add_argument("--size", default="mini")
+    p.add_argument("--size", default="mini", choices=[*SIZES, "large"])
     p.add_argument("--init")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--batch-size", type=int, default=8)
@@ -191,7 +245,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float)
     p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--precision", default="32-true")
+    p.add_argument("--precision", default="32-true", choices=PRECISIONS)
     p.add_argument("--val-every", type=int, default=200)
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--max-minutes", type=float)
@@ -202,20 +256,24 @@ def main(argv=None):
     p.add_argument("--teacher-layer", type=int)
     p.add_argument("--threads", type=int)
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.stage == "tokenizer":
-        run_tokenizer(a.data, a.run, seconds=a.seconds, batch_size=a.batch_size, steps=a.steps,
-                      levels=a.levels, codebook_size=a.codebook_size, lr=a.lr or 2e-3, precision=a.precision,
-                      teacher=a.teacher, teacher_layer=a.teacher_layer)
-    elif a.stage == "encoder":
-        run_encoder(a.data, a.run, size=a.size, init=a.init, seconds=a.seconds, batch_size=a.batch_size,
-                    accumulate=a.accumulate, steps=a.steps, lr=a.lr or 5e-4, precision=a.precision,
-                    warmup_steps=a.warmup_steps,
-                    val_every=a.val_every, ckpt_minutes=a.ckpt_minutes, max_minutes=a.max_minutes,
-                    cqt_weight=a.cqt_weight, teacher=a.teacher, teacher_layer=a.teacher_layer)
-    else:
-        export_run(a.run, a.out or str(Path(a.run) / "export"))
+    try:
+        _check_options(a)
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        if a.stage == "tokenizer":
+            run_tokenizer(a.data, a.run, seconds=a.seconds, batch_size=a.batch_size, steps=a.steps,
+                          levels=a.levels, codebook_size=a.codebook_size, lr=a.lr or 2e-3, precision=a.precision,
+                          teacher=a.teacher, teacher_layer=a.teacher_layer)
+        elif a.stage == "encoder":
+            run_encoder(a.data, a.run, size=a.size, init=a.init, seconds=a.seconds, batch_size=a.batch_size,
+                        accumulate=a.accumulate, steps=a.steps, lr=a.lr or 5e-4, precision=a.precision,
+                        warmup_steps=a.warmup_steps,
+                        val_every=a.val_every, ckpt_minutes=a.ckpt_minutes, max_minutes=a.max_minutes,
+                        cqt_weight=a.cqt_weight, teacher=a.teacher, teacher_layer=a.teacher_layer)
+        else:
+            export_run(a.run, a.out or str(Path(a.run) / "export"))
+    except BoosterError as e:   # a user error: one line, exit status 1
+        sys.exit(f"{PROG} {a.stage}: error: {e}")
 
 
 if __name__ == "__main__":
