@@ -124,7 +124,7 @@ def read_checkpoint(path: str | Path, option: str = "checkpoint") -> dict:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{option} {str(path)!r} is not a checkpoint this toolkit reads: "
+        raise CheckpointError(f"{option} {str(path)!r} is not a muq-booster checkpoint: "
                               f"{torch_load_error(e)}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{option} {str(path)!r} is not a Lightning checkpoint (no state_dict)")
