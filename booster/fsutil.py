@@ -204,8 +204,7 @@ def check_output_file(path: str | os.PathLike, option: str = "-o") -> Path:
     path = Path(path).expanduser()
     where = f"{option} {str(path)!r}"
     if path.is_dir():
-        raise OutputError(f"{where} is an existing folder; give a file path such as {str(path / path.name)!r}"
-                          f"{'' if path.suffix else '.<ext>'}")
+        raise OutputError(f"{where} is an existing folder; give the path of the file to write")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{where} exists and is not writable")
     folder = path.parent
