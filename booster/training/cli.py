@@ -194,26 +194,29 @@ def make_cli_class(links: tuple[str, ...], check_folder: bool = False, fits: boo
             for key in links:
                 parser.link_arguments(f"data.{key}", f"model.{key}")
 
-        def before_instantiate_classes(self) -> None:
+        def _check_folder(self) -> None:
+            """Right after parsing (before the seed line and any class is built)."""
             from .run_folder import check_fit_folder, check_root, first_process
-            if not check_folder or not self.subcommand or not first_process():
+            subcommand = self.config.get("subcommand")
+            if not check_folder or not subcommand or not first_process():
                 return
-            cfg = self.config[self.subcommand]
+            cfg = self.config[subcommand]
             root = Path(str(cfg.trainer.get("default_root_dir") or ".")).expanduser()
             # --overwrite counts only when typed: a run's saved config.yaml records it and must not overwrite again
             typed = any(a == "--overwrite" or a.startswith("--overwrite=") for a in sys.argv[2:])
             overwrite = bool(cfg.get("overwrite")) and typed
-            if self.subcommand == "fit":
+            if subcommand == "fit":
                 self._clear = check_fit_folder(root, cfg.get("ckpt_path"), overwrite)
                 return
             if overwrite:
-                raise ConfigError(f"--overwrite is an option of booster fit, not of booster {self.subcommand}")
+                raise ConfigError(f"--overwrite is an option of booster fit, not of booster {subcommand}")
             if cfg.trainer.get("logger") in (None, True):   # the default CSV logs go under the folder
                 check_root(root)
 
         def _parse_ckpt_path(self) -> None:
             """Lightning re-applies the checkpoint's hyper-parameters over the command line; keep the model
             options typed explicitly (those that contradict the checkpoint were refused before)."""
+            self._check_folder()
             if not self.config.get("subcommand"):
                 return
             ckpt_path = self.config[self.config.subcommand].get("ckpt_path")

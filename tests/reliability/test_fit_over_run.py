@@ -87,6 +87,7 @@ def test_fit_validate_test_refuse_an_unwritable_root_and_bad_overrides(tmp_path,
     assert not (read_only_dir / "run").exists() and a_file.read_text() == "x"
     run = tmp_path / "run"
     assert main(["fit", *common, "--trainer.default_root_dir", str(run), "--trainer.max_steps", "1"]) == 0
+    capsys.readouterr()
     for sub in ("validate", "test"):
         assert main([sub, *common, "--trainer.default_root_dir", str(read_only_dir),
                      "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]) == 1
