@@ -194,8 +194,7 @@ def make_cli_class(links: tuple[str, ...], check_folder: bool = False, fits: boo
             for key in links:
                 parser.link_arguments(f"data.{key}", f"model.{key}")
 
-        def _check_folder(self) -> None:
-            """Right after parsing (before the seed line and any class is built)."""
+        def _check_folder(self) -> None:   # right after parsing: before the seed line and any class is built
             from .run_folder import check_fit_folder, check_root, first_process
             subcommand = self.config.get("subcommand")
             if not check_folder or not subcommand or not first_process():
@@ -203,8 +202,7 @@ def make_cli_class(links: tuple[str, ...], check_folder: bool = False, fits: boo
             cfg = self.config[subcommand]
             root = Path(str(cfg.trainer.get("default_root_dir") or ".")).expanduser()
             # --overwrite counts only when typed: a run's saved config.yaml records it and must not overwrite again
-            typed = any(a == "--overwrite" or a.startswith("--overwrite=") for a in sys.argv[2:])
-            overwrite = bool(cfg.get("overwrite")) and typed
+            overwrite = bool(cfg.get("overwrite")) and any(a.split("=")[0] == "--overwrite" for a in sys.argv[2:])
             if subcommand == "fit":
                 self._clear = check_fit_folder(root, cfg.get("ckpt_path"), overwrite)
                 return

@@ -38,7 +38,7 @@ from booster.fsutil import write_text
 from . import stats
 from .device import parallel_devices
 from .plots import study_plot
-from .study_runs import RUN_FILE, check_usable, describe, move_aside, read_state, verdict
+from .study_runs import RUN_FILE, check_usable, describe, move_aside, verdict
 
 STUDY_VERSION = 1
 VARIANTS = ("baseline", "boosted")
