@@ -105,9 +105,9 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     if (run / "checkpoints" / "last.ckpt").is_file():
         raise ConfigError(f"{str(run)!r} already holds an encoder trained on its tokenizer; a new tokenizer "
                           "would change its targets. Use another --run (or delete that run folder)")
-    check_output_dir(run, "--run")
     cache = cache or str(run.parent / "audio_cache")
     train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps)
+    check_output_dir(run, "--run")   # after the data is read: a run refused for its data leaves no folder
     print(f"training audio: {hours:.2f} h; held back: {val_hours:.2f} h", flush=True)
     stat_path = run / "stat.json"
     if stat_path.is_file():

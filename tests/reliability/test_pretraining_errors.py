@@ -1,6 +1,7 @@
 """User errors of the pretraining commands are one line and exit status 1 (issue 19, item 7): the staged
 ``python -m booster.recipes.pretraining.train`` (a stage out of order, a missing or empty data folder, no
-``--data``, a bad option, a damaged checkpoint, a new tokenizer over a trained encoder) and ``booster fit
+``--data``, a bad option, a damaged checkpoint, a new tokenizer over a trained encoder; ``export`` from
+another folder finds the run's tokenizer) and ``booster fit
 --config pretraining/debug`` with a missing or empty data folder. Nothing is written for a refused command."""
 import subprocess
 import sys
@@ -14,10 +15,11 @@ TINY = ["--seconds", "1", "--batch-size", "2", "--steps", "2", "--levels", "2", 
         "--size", "debug", "--val-every", "1"]
 
 
-def run_all(cmds, cwd) -> list[tuple[int, str]]:
-    """(exit status, stderr) of each command, run side by side (each is mostly start-up time)."""
-    procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for c in cmds]
+def run_all(cmds, cwd, cwds=None) -> list[tuple[int, str]]:
+    """(exit status, stderr) of each command (in ``cwd``, or ``cwds[i]`` where given), run side by side
+    (each is mostly start-up time)."""
+    procs = [subprocess.Popen(c, cwd=(cwds or [None] * len(cmds))[i] or cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i, c in enumerate(cmds)]
     return [(p.wait(timeout=600), p.communicate()[1]) for p in procs]
 
 
@@ -33,6 +35,8 @@ def folders(tmp_path):
     (tmp_path / "music").mkdir()
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not audio")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.wav").write_bytes(np.random.default_rng(0).bytes(5000))   # not a WAV file
     t = np.arange(3 * 24000) / 24000
     for i in range(3):
         sf.write(tmp_path / "music" / f"t{i}.wav", (0.3 * np.sin(2 * np.pi * (220 + 50 * i) * t)).astype(np.float32),
@@ -45,6 +49,7 @@ CASES = {   # argv after the module (RUN: a fresh run folder) -> words the one l
     "export before checkpoint": (["export", "--run", "RUN"], ["no encoder checkpoint", "encoder --data"]),
     "missing data folder": (["tokenizer", "--data", "nowhere", "--run", "RUN"], ["'nowhere'", "does not exist"]),
     "folder with no audio": (["tokenizer", "--data", "empty", "--run", "RUN"], ["no audio files", "'empty'"]),
+    "only unreadable audio": (["tokenizer", "--data", "junk", "--run", "RUN"], ["none of the 1", "x.wav"]),
     "no --data": (["tokenizer", "--run", "RUN"], ["--data DIR"]),
     "zero steps": (["tokenizer", "--data", "music", "--run", "RUN", "--steps", "0"], ["--steps must be >= 1"]),
     "nan seconds": (["tokenizer", "--data", "music", "--run", "RUN", "--seconds", "nan"], ["--seconds", "finite"]),
@@ -58,7 +63,7 @@ def test_train_user_errors_are_one_line(folders):
         line = one_line_error(rc, err)
         assert all(w in line for w in words), (case, line)
         assert not (folders / f"r{i}").exists(), case                              # nothing written
-    assert not (folders / "audio_cache").exists()
+    assert not [p.name for p in folders.glob("audio_cache/*") if p.name != "hashes.json"]   # nothing decoded
 
 
 def test_staged_run_refuses_a_damaged_checkpoint_and_a_new_tokenizer(folders, monkeypatch):
@@ -70,8 +75,12 @@ def test_staged_run_refuses_a_damaged_checkpoint_and_a_new_tokenizer(folders, mo
     tok = (folders / "r" / "tokenizer.safetensors").read_bytes()
     (folders / "afile").write_text("x")
     last = folders / "r" / "checkpoints" / "last.ckpt"
-    new_tokenizer, out_is_file = run_all([[*TRAIN, "tokenizer", "--data", "music", "--run", "r", *TINY],
-                                          [*TRAIN, "export", "--run", "r", "--out", "afile"]], folders)
+    (folders / "sub").mkdir()
+    new_tokenizer, out_is_file, elsewhere = run_all(
+        [[*TRAIN, "tokenizer", "--data", "music", "--run", "r", *TINY],
+         [*TRAIN, "export", "--run", "r", "--out", "afile"],
+         [*TRAIN, "export", "--run", "../r", "--out", "../exported"]], folders, cwds=[None, None, folders / "sub"])
+    assert elsewhere[0] == 0 and (folders / "exported" / "config.json").is_file(), elsewhere[1][-2000:]
     line = one_line_error(*new_tokenizer)
     assert "already holds an encoder" in line and "another --run" in line
     assert (folders / "r" / "tokenizer.safetensors").read_bytes() == tok            # the encoder's targets kept
