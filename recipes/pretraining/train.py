@@ -105,6 +105,13 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     if (run / "checkpoints" / "last.ckpt").is_file():
         raise ConfigError(f"{str(run)!r} already holds an encoder trained on its tokenizer; a new tokenizer "
                           "would change its targets. Use another --run (or delete that run folder)")
+    input_dim = 512
+    if teacher is not None:
+        from ...features import resolve_layers
+        from ...muq import load_backbone
+        source = load_backbone(teacher)
+        resolve_layers(source, teacher_layer)   # one line for a layer the teacher does not have
+        input_dim = source.hidden_size
     cache = cache or str(run.parent / "audio_cache")
     train, val, hours, val_hours = loaders(data, cache, seconds, batch_size, steps_per_epoch=steps)
     check_output_dir(run, "--run")   # after the data is read: a run refused for its data leaves no folder
@@ -115,10 +122,6 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     else:
         stat = mel_statistics(itertools.islice(train, stat_batches))   # at most one epoch (`steps` batches)
         write_text(stat_path, json.dumps(stat, indent=2))
-    input_dim = 512
-    if teacher is not None:
-        from ...muq import load_backbone
-        input_dim = load_backbone(teacher).hidden_size
     tok = {"input_dim": input_dim, "num_levels": levels, "codebook_size": codebook_size, "code_dim": code_dim,
            "source": "mel" if teacher is None else f"layer:{teacher_layer}", "teacher": teacher}
     module = TokenizerModule(tokenizer=tok, stat=stat, teacher=teacher, teacher_layer=teacher_layer, lr=lr)
@@ -226,6 +229,9 @@ def _check_options(a) -> None:
         if getattr(a, name) is not None:
             check_finite_option(getattr(a, name), f"--{name.replace('_', '-')}", positive=True)
     check_finite_option(a.cqt_weight, "--cqt-weight", minimum=0)
+    if (a.teacher is None) != (a.teacher_layer is None):
+        raise ConfigError("--teacher DIR and --teacher-layer N go together (the teacher's hidden state N is what "
+                          "the tokenizer is fitted to)")
     if a.warmup_steps < 0:
         raise ConfigError(f"--warmup-steps must be >= 0, got {a.warmup_steps}")
 

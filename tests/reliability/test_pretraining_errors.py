@@ -53,6 +53,10 @@ CASES = {   # argv after the module (RUN: a fresh run folder) -> words the one l
     "no --data": (["tokenizer", "--run", "RUN"], ["--data DIR"]),
     "zero steps": (["tokenizer", "--data", "music", "--run", "RUN", "--steps", "0"], ["--steps must be >= 1"]),
     "nan seconds": (["tokenizer", "--data", "music", "--run", "RUN", "--seconds", "nan"], ["--seconds", "finite"]),
+    "teacher without layer": (["tokenizer", "--data", "music", "--run", "RUN", "--teacher", "muq-mini"],
+                              ["--teacher-layer N"]),
+    "teacher layer out of range": (["tokenizer", "--data", "music", "--run", "RUN", "--teacher", "muq-mini",
+                                    "--teacher-layer", "99"], ["[99] out of range", "0..4"]),
     "bad precision": (["tokenizer", "--data", "music", "--run", "RUN", "--precision", "fp99"], ["--precision"]),
 }
 
