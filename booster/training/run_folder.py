@@ -3,7 +3,8 @@
 A run folder that holds an earlier fit (``checkpoints/*.ckpt`` or ``logs/version_<n>/metrics.csv``) is never
 trained over silently: ``booster fit`` there needs ``--ckpt_path last`` (resume), another
 ``--trainer.default_root_dir``, or ``--overwrite`` (start again: the earlier run's ``checkpoints/`` is removed
-when the new training starts, so no checkpoint of the old run is left next to the new ones; its logs stay, the
+when the new training starts, so no checkpoint of the old run is left next to the new ones, and so are the files
+the recipe derives from the run there (its module's ``run_files``: pretraining's tokenizer and export); its logs stay, the
 new run logs as the next ``version_<n>``). A folder that is a file or read-only is a one-line error.
 Only the first process checks (DDP workers re-run the same command line while the first one trains).
 """
@@ -47,8 +48,10 @@ def check_fit_folder(root: Path, ckpt_path: str | None, overwrite: bool) -> Path
         raise ConfigError("--overwrite starts a run again and --ckpt_path resumes one: give one of them")
     check_root(root)
     found = earlier_run(root)
-    if not found or ckpt_path is not None:
+    if ckpt_path is not None:
         return None
+    if not found:   # --overwrite still clears what a recipe derived from an earlier, interrupted start
+        return root / CHECKPOINT_DIR if overwrite else None
     if not overwrite:
         last = root / CHECKPOINT_DIR / "last.ckpt"
         resume = "--ckpt_path last" if last.is_file() else "--ckpt_path <one of its checkpoints>"
@@ -71,6 +74,19 @@ class ClearEarlierRun(_callback_base()):
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+
+    def setup(self, trainer, pl_module, stage=None) -> None:
+        """Before the module's own setup: the files a recipe derives from the run in the run folder (its
+        ``run_files``, e.g. pretraining's stage-1 tokenizer and its export) go too, so a new start does not
+        reuse them."""
+        if not trainer.is_global_zero:
+            return
+        for name in getattr(pl_module, "run_files", ()):
+            path = self.folder.parent / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero and self.folder.is_dir():

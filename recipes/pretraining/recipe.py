@@ -153,6 +153,8 @@ class PretrainingModule(PretrainModule):
             if self.trainer.is_global_zero:
                 self._stage1(tok_path, stat_path)
             self.trainer.strategy.barrier("pretraining-tokenizer")
+        elif not h.tokenizer:   # made by an earlier fit in this folder: only if it has these settings
+            self._check_reused_tokenizer(tok_path)
         stat = json.loads(stat_path.read_text()) if (h.init is None and stat_path.is_file()) else None
         teacher = None
         if h.teacher is not None:
@@ -161,6 +163,22 @@ class PretrainingModule(PretrainModule):
         self.model = MaskedPredictor(init_encoder(h.init, h.size, stat, h.seed), MelRVQ.load(tok_path),
                                      mask_prob=h.mask_prob, mask_hop=h.mask_hop, cqt_weight=h.cqt_weight,
                                      teacher=teacher, teacher_layer=h.teacher_layer)
+
+    # made from the run's data by stage 1 in <default_root_dir>; `booster fit --overwrite` removes them
+    run_files = ("tokenizer.safetensors", "tokenizer_stat.json", "tokenizer_metrics.json", "export")
+
+    def _check_reused_tokenizer(self, tok_path: Path) -> None:
+        """A tokenizer an earlier fit left in the run folder is reused only when it was made with this run's
+        stage-1 settings (else: one line naming them; a re-run never trusts mismatched files)."""
+        h = self.hparams
+        have = MelRVQ.load(tok_path).config
+        want = {"num_levels": h.levels, "codebook_size": h.codebook_size, "code_dim": h.code_dim,
+                "source": "mel" if h.teacher is None else f"layer:{h.teacher_layer}", "teacher": h.teacher}
+        diff = [f"{k}: {getattr(have, k)!r} -> {v!r}" for k, v in want.items() if getattr(have, k) != v]
+        if diff:
+            raise ConfigError(f"{str(tok_path)!r} was made by an earlier fit with other stage-1 settings "
+                              f"({'; '.join(diff)}); start again with --overwrite, train into another "
+                              "--trainer.default_root_dir, or name a tokenizer with --model.tokenizer FILE")
 
     def _stage1(self, tok_path: Path, stat_path: Path) -> None:
         h = self.hparams

@@ -75,6 +75,20 @@ def test_pretraining_fit_over_an_earlier_run_is_refused(tmp_path, capsys, monkey
     one_line(capsys, "fit", "holds an earlier run", "--ckpt_path last", "--overwrite")
     assert {p: p.read_bytes() for p in kept} == kept   # last.ckpt and export/ untouched
 
+    # the stage-1 tokenizer the earlier fit left is reused only with its own settings ...
+    from booster.recipes.pretraining.tokenizer import MelRVQ
+    tok = run / "tokenizer.safetensors"
+    levels = MelRVQ.load(tok).config.num_levels
+    import shutil
+    for earlier in ("checkpoints", "logs"):            # as if killed after stage 1: a fit there may start, reusing it
+        shutil.rmtree(run / earlier)
+    capsys.readouterr()
+    assert main([*fit, "--model.levels", str(levels + 1)]) == 1
+    one_line(capsys, "fit", "tokenizer.safetensors", f"num_levels: {levels} -> {levels + 1}", "--overwrite")
+    # ... and --overwrite starts again: stage 1 is made anew with the new settings, not reused
+    assert main([*fit, "--model.levels", str(levels + 1), "--overwrite"]) == 0
+    assert MelRVQ.load(tok).config.num_levels == levels + 1
+
 
 def test_fit_validate_test_refuse_an_unwritable_root_and_bad_overrides(tmp_path, read_only_dir, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
