@@ -391,8 +391,16 @@ def main(subcommand: str, args: list[str]) -> int:
                   parser_kwargs={"prog": "booster", "exit_on_error": False,
                                  subcommand: {"prog": f"booster {subcommand}", "exit_on_error": False}})
     except argparse.ArgumentError as e:
-        from .run_folder import argument_error_line
+        from .run_folder import argument_error_line, remove_created_if_empty
+        remove_created_if_empty()
         raise ConfigError(argument_error_line(e)) from None
+    except BaseException:
+        from .run_folder import remove_created_if_empty
+        remove_created_if_empty()   # a failed command leaves no empty run folder of its own making
+        raise
+    else:
+        from .run_folder import remove_created_if_empty
+        remove_created_if_empty(forget_only=True)
     finally:
         sys.argv = argv
     return 0

@@ -35,10 +35,27 @@ def earlier_run(root: Path) -> list[str]:
     return [str(p.relative_to(root)) for p in ckpts + logs]
 
 
+_CREATED: list[Path] = []   # folders check_root made in this process (deepest first)
+
+
 def check_root(root: Path) -> None:
-    """``root`` can hold the run's files (made when missing): else one line naming the option."""
+    """``root`` can hold the run's files (made when missing): else one line naming the option. The folders
+    it makes are remembered: :func:`remove_created_if_empty` takes them back when the command fails."""
     from booster.fsutil import check_output_dir
+    root = Path(root)
+    _CREATED[:] = [p for p in (root, *root.parents) if not p.exists()]
     check_output_dir(root, ROOT_OPTION)
+
+
+def remove_created_if_empty(forget_only: bool = False) -> None:
+    """A command that failed before writing anything leaves no empty run folder behind (folders that existed
+    before are never touched; one that holds anything is kept). ``forget_only``: the command succeeded."""
+    for p in ([] if forget_only else _CREATED):
+        try:
+            p.rmdir()
+        except OSError:
+            break
+    _CREATED.clear()
 
 
 def check_fit_folder(root: Path, ckpt_path: str | None, overwrite: bool) -> Path | None:

@@ -106,3 +106,4 @@ def test_booster_fit_pretraining_missing_or_empty_folder(folders):
     line = one_line_error(*empty)
     assert "empty" in line and "no audio files" in line
     assert not list(folders.glob("run-*/tokenizer*")) and not (folders / "cache").exists()
+    assert not list(folders.glob("run-*"))   # a refused fit leaves no (empty) run folder of its own making
