@@ -102,7 +102,8 @@ def find_metric_logs(run: str | Path) -> dict[str, list[Path]]:
 
     ``run`` is a ``metrics.csv`` file or a folder searched recursively. Files in ``version_N`` folders of
     one logger directory are one run (a resumed run continues in a new version) and are read in order;
-    each other directory is its own run (a study folder gives one curve per run).
+    each other directory is its own run (a study folder gives one curve per run; the runs a study rerun moved
+    aside as ``<run>.old-<time>`` are left out).
     """
     run = Path(run)
     if run.is_file():
@@ -111,7 +112,8 @@ def find_metric_logs(run: str | Path) -> dict[str, list[Path]]:
         return {run.parent.name or str(run): [run]}
     if not run.is_dir():
         raise ConfigError(f"run {str(run)!r} does not exist")
-    files = sorted(run.rglob("metrics.csv"), key=_natural_key)
+    files = sorted((f for f in run.rglob("metrics.csv")   # not the runs a study moved aside (<run>.old-<time>)
+                    if not any(".old-" in part for part in f.relative_to(run).parts)), key=_natural_key)
     if not files:
         raise ConfigError(f"no metrics.csv under {str(run)!r}; train with a CSV logger "
                           "(`booster fit` writes one per run) or pass the run's folder")

@@ -71,6 +71,8 @@ def test_versions_of_one_run_are_joined_and_runs_of_a_study_are_separate(tmp_pat
     _write(study / "0.5" / "0" / "baseline")
     _write(study / "0.5" / "0" / "boosted")
     assert sorted(plots.find_metric_logs(study)) == ["study/0.5/0/baseline", "study/0.5/0/boosted"]
+    _write(study / "0.5" / "0" / "boosted.old-20261204-0100")   # moved aside by a study rerun with --force
+    assert sorted(plots.find_metric_logs(study)) == ["study/0.5/0/baseline", "study/0.5/0/boosted"]
 
 
 def test_plot_runs_writes_png(tmp_path):
