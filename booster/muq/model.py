@@ -1,7 +1,6 @@
 """The frozen MuQ audio encoder: official numerics, chunked extraction, checkpoint loading."""
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -9,6 +8,7 @@ import torch
 from torch import nn
 
 from ..features import Features
+from ..fingerprint import Fingerprint
 from .config import SAMPLE_RATE, MuQConfig
 from .conformer import ConformerEncoder
 from .conv import Conv2dSubsampling, subsampled_length
@@ -44,7 +44,7 @@ class MuQ(nn.Module):
                                       n_bands=config.n_mels)
         self.conformer = ConformerEncoder(config)
         self.name = "muq-custom"
-        self._fingerprint: tuple | None = None  # (state signature, hash): see fingerprint
+        self._fingerprint = Fingerprint()  # the hash, cached on a cheap state signature
         self.eval()
 
     # ---- the backbone contract (probed once by adapters) ------------------------------------
@@ -84,25 +84,11 @@ class MuQ(nn.Module):
     def fingerprint(self) -> str:
         """sha256 (first 16 hex digits) over the encoder's parameters, buffers and mel statistics.
 
-        Computed once per set of weights: the hash (MuQ-large: 1.2 GB read) is cached under a cheap
-        signature of the state (:meth:`_state_signature`) and recomputed only when a parameter or buffer
-        changed (an optimiser step, a BatchNorm update in train mode, ``load_state_dict``, ``.to(...)``),
-        never because of a ``train()`` / ``eval()`` switch."""
-        sig = self._state_signature()
-        if self._fingerprint is None or sig is None or self._fingerprint[0] != sig:
-            self._fingerprint = (sig, _hash_state(self))
-        return self._fingerprint[1]
-
-    def _state_signature(self) -> tuple | None:
-        """For every tensor of the state dict: name, data pointer, version counter (bumped by every
-        in-place update), dtype and shape; plus the mel statistics. None when a tensor keeps no version
-        counter (an inference tensor): then the fingerprint is hashed on every read."""
-        try:
-            return (self.config.mel_mean, self.config.mel_std, self.config.architecture(),
-                    tuple((k, v.data_ptr(), v._version, v.dtype, tuple(v.shape))
-                          for k, v in self.state_dict(keep_vars=True).items()))
-        except RuntimeError:  # "Inference tensors do not track version counter"
-            return None
+        Computed once per set of weights (:class:`booster.fingerprint.Fingerprint`): the hash (MuQ-large:
+        1.2 GB read) is cached under a cheap signature of the state and recomputed only when a parameter or
+        buffer changed (an optimiser step, a BatchNorm update in train mode, ``load_state_dict``,
+        ``.to(...)``), never because of a ``train()`` / ``eval()`` switch."""
+        return self._fingerprint(self, (self.config.mel_mean, self.config.mel_std, self.config.architecture()))
 
     # ---- forward -----------------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, upto: int | None = None, keep=None,
@@ -197,17 +183,6 @@ class MuQ(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` in the official layout (``model.`` prefix)."""
         from .loading import save_pretrained
         save_pretrained(self, directory)
-
-
-def _hash_state(model: MuQ) -> str:
-    """sha256 (first 16 hex digits) of ``model``'s mel statistics, architecture and state dict."""
-    h = hashlib.sha256()
-    h.update(repr((model.config.mel_mean, model.config.mel_std, model.config.architecture())).encode())
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
-                 if v.dim() else v.detach().cpu().reshape(1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def load_backbone(src: str | os.PathLike, seed: int = 0) -> MuQ:

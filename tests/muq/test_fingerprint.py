@@ -7,20 +7,20 @@ import types
 import pytest
 import torch
 
-import booster.muq.model as muq_model
+import booster.fingerprint as fingerprint_module
 from booster import MuQ
 
 
 @pytest.fixture
 def hash_count(monkeypatch):
-    """Counts sha256 objects made by booster.muq.model (one per fingerprint computation)."""
+    """Counts sha256 objects made by booster.fingerprint (one per fingerprint computation)."""
     count = [0]
 
     def sha256(*args, **kwargs):
         count[0] += 1
         return hashlib.sha256(*args, **kwargs)
 
-    monkeypatch.setattr(muq_model, "hashlib", types.SimpleNamespace(sha256=sha256))
+    monkeypatch.setattr(fingerprint_module, "hashlib", types.SimpleNamespace(sha256=sha256))
     return count
 
 
