@@ -12,7 +12,9 @@ A backbone is any object with
   ``sample_rate`` and length; ``Features.hidden`` ``[B, L, T, D]``;
 * ``identity`` (dict): ``{"name", "architecture", "fingerprint"}`` (fingerprint: a hash of the weights).
 
-:class:`booster.MuQ` implements it. Generic code calls only these names and the helpers below; it never
+:class:`booster.MuQ` implements it, and :class:`booster.TorchBackbone` wraps any torch module that maps
+audio to hidden states in it (a ``backbone:`` value ``py:package.module:function`` names a factory of
+one, :func:`load_backbone`). Generic code calls only these names and the helpers below; it never
 imports ``booster.muq`` internals. Freezing is the booster's policy, not the backbone's: :func:`freeze`
 puts a backbone in eval mode without gradients, and a boosted model keeps it so (the backbone class
 itself can train, e.g. in the pretraining recipe).
@@ -23,7 +25,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from .errors import CheckpointError, ConfigError
+from .errors import BoosterError, CheckpointError, ConfigError
 from .features import resolve_layers  # noqa: F401  (one implementation, in features; public here too)
 
 CONTRACT = ("sample_rate", "frame_rate", "hidden_size", "num_layers", "extract", "identity")
@@ -94,12 +96,58 @@ def freeze(backbone):
 
 def load_backbone(src, seed: int = 0):
     """What a ``backbone:`` config value / ``--checkpoint`` names: ``"debug"`` (the tiny built-in MuQ with
-    random weights from ``seed``), a registered name, a local directory in the official layout, or a hub id.
-    Returned frozen (:func:`freeze`)."""
-    from .muq import load_backbone as _load  # the one concrete backbone family shipped today
-    bb = _load(src, seed) if _accepts_seed(_load) else _load(src)
+    random weights from ``seed``), a registered name, a local directory in the official layout, a hub id,
+    or ``"py:package.module:function"``, a factory returning a backbone (e.g. a
+    :class:`booster.TorchBackbone`; called with ``seed=`` when it takes it). Returned frozen (:func:`freeze`)."""
+    if isinstance(src, str) and src.startswith(FACTORY_PREFIX):
+        bb = _from_factory(src, seed)
+    else:
+        from .muq import load_backbone as _load  # the one concrete backbone family shipped today
+        bb = _load(src, seed) if _accepts_seed(_load) else _load(src)
     check_backbone(bb)
     return freeze(bb)
+
+
+FACTORY_PREFIX = "py:"
+
+
+def _from_factory(src: str, seed: int):
+    """The backbone ``py:package.module:function`` returns; every way it can fail is one ConfigError line.
+    The module is imported as Python would, with the current folder on the path (as ``python -m`` has it)."""
+    import importlib
+    import os
+    import sys
+    target = src[len(FACTORY_PREFIX):]
+    mod_name, _, fn_name = target.partition(":")
+    if not mod_name or not fn_name or ":" in fn_name:
+        raise ConfigError(f"backbone {src!r}: expected 'py:package.module:function' (a function returning a "
+                          "backbone, e.g. a booster.TorchBackbone)")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(mod_name)
+    except Exception as e:   # not found, or the module itself failed to import
+        raise ConfigError(f"backbone {src!r}: cannot import {mod_name!r} ({type(e).__name__}: {e}); it must be "
+                          "installed, on PYTHONPATH or in the current folder") from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise ConfigError(f"backbone {src!r}: module {mod_name!r} has no function {fn_name!r}")
+    try:
+        bb = fn(seed=seed) if _accepts(fn, "seed") else fn()
+    except BoosterError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"backbone {src!r}: the factory raised {type(e).__name__}: {e}") from None
+    missing = [name for name in CONTRACT if not hasattr(bb, name)]
+    if missing:
+        hint = (" (wrap the module in booster.TorchBackbone(module, sample_rate=..., frame_rate=..., "
+                "num_layers=..., hidden_size=..., name=...))" if isinstance(bb, torch.nn.Module) else "")
+        raise ConfigError(f"backbone {src!r}: the factory returned a {type(bb).__name__}, not a backbone: it "
+                          f"lacks {missing}{hint}")
+    if not isinstance(bb, torch.nn.Module):
+        raise ConfigError(f"backbone {src!r}: the factory returned a {type(bb).__name__}; a boosted model needs "
+                          "a torch.nn.Module backbone (booster.TorchBackbone wraps one)")
+    return bb
 
 
 def _accepts_seed(fn) -> bool:

@@ -31,9 +31,10 @@ PRECISIONS = ("fp32", "bf16")
 GUARD_FRAMES = 5  # frames (200 ms) at each inner window edge whose receptive field touches padding
 
 
-def as_batch_mono(wav, sample_rate: int) -> torch.Tensor:
+def as_batch_mono(wav, sample_rate: int, target_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """``[S]``, ``[C, S]`` or ``[B, C, S]`` (tensor or array, float or integer PCM) → float32 ``[B, S]``
-    mono at 24 kHz. Raises :class:`AudioError` on NaN/Inf, empty input or a bad shape."""
+    mono at ``target_rate`` (default 24 kHz, MuQ's; other backbones pass their own). Raises
+    :class:`AudioError` on NaN/Inf, empty input or a bad shape."""
     if isinstance(wav, np.ndarray):
         wav = torch.from_numpy(np.ascontiguousarray(wav))
     if not isinstance(wav, torch.Tensor):
@@ -57,7 +58,7 @@ def as_batch_mono(wav, sample_rate: int) -> torch.Tensor:
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
     check_finite(wav, "input audio")
-    return resample(wav, int(sample_rate), SAMPLE_RATE)
+    return resample(wav, int(sample_rate), int(target_rate))
 
 
 def window_plan(num_samples: int, window: int, overlap: int, unit: int) -> list[tuple[int, int]]:
