@@ -45,8 +45,10 @@ class TorchBackbone(nn.Module):
             raise ConfigError(f"TorchBackbone wraps a torch.nn.Module, got {type(module).__name__}")
         for what, value, kind in (("sample_rate", sample_rate, int), ("num_layers", num_layers, int),
                                   ("hidden_size", hidden_size, int), ("frame_rate", frame_rate, (int, float))):
-            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-                raise ConfigError(f"TorchBackbone {what} must be a positive number, got {value!r}")
+            low = 0 if what == "num_layers" else 1e-12   # num_layers=0: one hidden state (a single output)
+            if isinstance(value, bool) or not isinstance(value, kind) or value < low:
+                raise ConfigError(f"TorchBackbone {what} must be a {'non-negative' if low == 0 else 'positive'} "
+                                  f"number, got {value!r}")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"TorchBackbone name must be a non-empty string, got {name!r}")
         if forward is not None and not callable(forward):

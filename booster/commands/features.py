@@ -147,8 +147,15 @@ def _extract(muq, path, layers, args):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TruncatedAudioWarning)
-        feats = extract_file(muq, path, layers, window=args.window, overlap=args.overlap,
-                             precision=args.precision, progress=False)
+        if getattr(muq, "extract_file", None) is None:   # another backbone (booster.TorchBackbone): one pass
+            from ..audio import FileReader
+            from ..backbone import backbone_features
+            reader = FileReader(path, muq.sample_rate, 1)
+            feats = backbone_features(muq, reader(0, reader.length), muq.sample_rate, layers,
+                                      precision=args.precision)
+        else:
+            feats = extract_file(muq, path, layers, window=args.window, overlap=args.overlap,
+                                 precision=args.precision, progress=False)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return feats

@@ -135,3 +135,19 @@ def test_fit_with_a_factory_backbone_then_separate(tmp_path, monkeypatch, capsys
     assert main(["separate", str(root / "test" / "t0" / "drums.wav"), "-o", str(out),
                  "--model", str(ckpt_dir / "last.ckpt"), "--no-progress"]) == 0
     assert (out / "drums" / "vocals.wav").is_file()
+
+
+def test_features_command_with_a_factory_backbone(tmp_path, capsys):
+    """`booster features --checkpoint py:...` writes the toy's features of a file, read at its 16 kHz."""
+    import soundfile as sf
+
+    from booster.cache import load_features
+    from booster.cli import main
+    wav = torch.randn(2, 44100, generator=torch.Generator().manual_seed(3)) * 0.1
+    sf.write(tmp_path / "a.wav", wav.T.numpy(), 44100, subtype="FLOAT")
+    assert main(["features", str(tmp_path / "a.wav"), "-o", str(tmp_path / "f"), "--checkpoint",
+                 "py:toy_backbone:make", "--layers", "1,3", "--no-progress"]) == 0
+    feats, meta = load_features(tmp_path / "f" / "a.safetensors")
+    toy = toy_backbone.make(seed=0)
+    assert meta["backbone"]["fingerprint"] == toy.fingerprint and feats.layers == (1, 3)
+    assert torch.allclose(feats.hidden, toy.extract(wav, 44100, [1, 3]).hidden, atol=1e-5)

@@ -175,3 +175,13 @@ def test_module_failing_on_the_probe_and_bad_arguments_are_one_line():
     with pytest.raises(ConfigError, match="frame_rate must be a positive number"):
         booster.TorchBackbone(ToyEncoder(), sample_rate=SAMPLE_RATE, frame_rate=0, num_layers=DEPTH,
                               hidden_size=DIM, name="toy")
+
+
+def test_single_output_module_is_num_layers_zero():
+    enc = torch.nn.Conv1d(1, 8, kernel_size=HOP, stride=HOP)
+    bb = booster.TorchBackbone(enc, sample_rate=SAMPLE_RATE, frame_rate=25, num_layers=0, hidden_size=8,
+                               name="one", forward=lambda m, w: [m(w[:, None]).transpose(1, 2)])
+    f = bb.extract(torch.randn(2, 3, 2 * SAMPLE_RATE), SAMPLE_RATE)
+    assert f.layers == (0,) and f.hidden.shape == (2, 1, 50, 8)
+    with pytest.raises(ConfigError, match="num_layers must be a non-negative number"):
+        booster.TorchBackbone(enc, sample_rate=SAMPLE_RATE, frame_rate=25, num_layers=-1, hidden_size=8, name="x")
