@@ -8,6 +8,11 @@ A killed study continues where it stopped when run again with the same arguments
 reused only when their settings match and their results and weights (``checkpoints/last.ckpt``) verify, and
 are never deleted (other settings: an error naming them; ``--force`` redoes them, keeping the old folders).
 
+``--backbones debug,muq-mini,PATH`` compares several backbones in one study: per fraction and seed, the plain
+host once and the host boosted by each backbone (``NAME@SEED``: ``debug@1`` is the debug MuQ with
+``model.backbone_seed`` 1); the table and plot give each backbone's gain over the plain host with a paired
+interval over seeds. Adding a backbone to a finished study runs only the new backbone's runs.
+
 Arguments after the options go to every run as LightningCLI overrides, e.g.
 ``--model.backbone muq-mini --data.root my_stems --trainer.val_check_interval 50``.
 """
@@ -30,6 +35,8 @@ def add_parser(sub) -> None:
     budget.add_argument("--budget-steps", type=int, help="training steps per run (default: the config's)")
     budget.add_argument("--budget-minutes", type=float, help="training wall time per run in minutes")
     p.add_argument("-o", "--output", default="runs/study", help="study folder (default: runs/study)")
+    p.add_argument("--backbones", help="compare backbones: names, NAME@SEED or paths, comma separated, e.g. "
+                   "debug,muq-mini,runs/teacher (default: baseline vs the config's own backbone)")
     p.add_argument("--force", action="store_true", help="redo the finished runs made with other settings (without "
                    "it they stop the study); their folders are kept as <run>.old-<time>, never deleted")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
@@ -37,7 +44,8 @@ def add_parser(sub) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals (default: 0.95)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="runs trained at the same time, in separate processes "
                    "sharing the CPU threads, or one GPU each when there are several (default: 1)")
-    p.set_defaults(func=run, accepts_extra=True, backbone_option="--model.backbone DIR after the options")
+    p.set_defaults(func=run, accepts_extra=True,
+                   backbone_option="--model.backbone DIR after the options, or DIR in --backbones")
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -70,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                              seeds=parse_seeds(args.seeds), out=args.output, budget_steps=args.budget_steps,
                              budget_minutes=args.budget_minutes, device=device,
                              overrides=list(getattr(args, "extra", [])), metric=args.metric,
-                             confidence=args.confidence, jobs=args.jobs, force=args.force)
+                             confidence=args.confidence, jobs=args.jobs, force=args.force,
+                             backbones=args.backbones)
     run_study(settings)
     return 0

@@ -1,4 +1,5 @@
-"""Plots: a study's headline metric vs training fraction, and training curves of runs (matplotlib, Agg).
+"""Plots: a study's headline metric (or each backbone's gain) vs training fraction, and training curves of runs
+(matplotlib, Agg).
 
 Training curves come from Lightning's ``CSVLogger`` files (``metrics.csv``): one column per logged
 name plus ``step`` / ``epoch``; a row holds the values logged at one step and leaves the other columns
@@ -71,6 +72,50 @@ def study_plot(rows: list[dict], runs: list[dict], metric: str, path: str | Path
         ax.set_xlabel("training fraction")
         ax.set_ylabel(f"{metric} ({'higher' if better_high else 'lower'} is better)")
         ax.set_title(title or f"{metric} vs training fraction")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def backbones_plot(rows: list[dict], labels: list[str], metric: str, path: str | Path, *, title: str | None = None,
+                   better_high: bool = True) -> Path:
+    """Draw each backbone's gain (boosted − baseline, paired over seeds) in ``metric`` vs training fraction
+    into ``path`` (PNG): one line per backbone, its confidence interval as a band (none with one seed), and
+    zero (no gain) as a dashed line. ``rows``: :func:`booster.training.study_report.backbones_table`."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    try:
+        fractions = sorted({r["fraction"] for r in rows})
+        ax.axhline(0.0, color="0.4", lw=1, ls="--", label="no gain (plain host)")
+        colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+        for k, label in enumerate(labels):
+            mine = [r for r in rows if r["backbone"] == label and r["difference"]["mean"] is not None]
+            if not mine:
+                continue
+            color = colors[k % len(colors)]
+            xs = np.array([r["fraction"] for r in mine])
+            ax.plot(xs, [r["difference"]["mean"] for r in mine], color=color, marker="os^vDP*X"[k % 8], label=label)
+            band = [r for r in mine if r["difference"]["ci"] is not None]
+            if band:
+                ax.fill_between([r["fraction"] for r in band], [r["difference"]["ci"][0] for r in band],
+                                [r["difference"]["ci"][1] for r in band], color=color, alpha=0.18)
+        if fractions and min(fractions) > 0 and max(fractions) / min(fractions) >= 4:
+            ax.set_xscale("log")
+        if len(fractions) == 1:
+            ax.set_xlim(fractions[0] * 0.5, fractions[0] * 1.5)
+        ax.set_xticks(fractions)
+        ax.set_xticklabels([f"{f:g}" for f in fractions])
+        ax.minorticks_off()
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_xlabel("training fraction")
+        ax.set_ylabel(f"gain in {metric}, boosted − baseline ({'higher' if better_high else 'lower'} is better)")
+        ax.set_title(title or f"gain in {metric} vs training fraction", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

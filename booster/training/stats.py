@@ -134,16 +134,18 @@ def markdown_table(rows: list[dict], metric: str, better_high: bool = True) -> s
     """One metric's study table (a :func:`study_table` result) in markdown."""
     c = rows[0]["difference"]["confidence"] if rows else 0.95
     arrow = "higher is better" if better_high else "lower is better"
+    by = any("backbone" in r for r in rows)  # a study of several backbones: one row per fraction and backbone
     lines = [f"#### {metric} ({arrow})", "",
-             f"| fraction | seeds | baseline (mean ± sd) | boosted (mean ± sd) | boosted − baseline | "
-             f"{c:.0%} interval | excludes 0 | verdict |",
-             "|---:|---:|---:|---:|---:|---|---|---|"]
+             f"| fraction | {'backbone | ' if by else ''}seeds | baseline (mean ± sd) | boosted (mean ± sd) | "
+             f"boosted − baseline | {c:.0%} interval | excludes 0 | verdict |",
+             f"|---:|{'---|' if by else ''}---:|---:|---:|---:|---|---|---|"]
     for r in rows:
         d = r["difference"]
         ci = "—" if d["ci"] is None else f"[{_fmt(d['ci'][0])}, {_fmt(d['ci'][1])}]"
         ex = "—" if d["excludes_zero"] is None else ("yes" if d["excludes_zero"] else "no")
         mean_d = "n/a" if d["mean"] is None else _signed(d["mean"])
-        lines.append(f"| {r['fraction']:g} | {d['n']} | {_mean_sd(r['baseline'])} | {_mean_sd(r['boosted'])} | "
+        label = f"{r['backbone']} | " if by else ""
+        lines.append(f"| {r['fraction']:g} | {label}{d['n']} | {_mean_sd(r['baseline'])} | {_mean_sd(r['boosted'])} | "
                      f"{mean_d} | {ci} | {ex} | {verdict(d, better_high)} |")
     notes = sorted({r["difference"]["note"] for r in rows if r["difference"]["note"]})
     if notes:

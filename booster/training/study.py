@@ -10,6 +10,12 @@ then both are tested on the same test split with the task's metrics. Layout of `
     out/study.json  out/study.md  out/study.png   (every run and metric; table; headline metric plot)
     out/feature_cache/                 backbone features of fixed inputs, shared by the boosted runs
 
+With ``backbones`` (``--backbones debug,muq-mini,PATH``) each fraction and seed has the one baseline and one
+boosted run per backbone, ``out/<fraction>/<seed>/boosted-<label>/`` (label: :func:`study_runs.backbone_label`;
+the full value in ``run.json``), and the table and plot give each backbone's gain over the plain host with a
+paired interval over seeds (:mod:`booster.training.study_report`). Adding a backbone to a finished study reuses
+its finished runs (the baselines and the other backbones') and runs only the new ones.
+
 Resumable: a run whose ``run.json`` says ``done`` with the same settings, and whose results and weights verify,
 is kept; a killed run is redone. Finished runs are never deleted: other settings stop the study with a line
 naming them (``force``: redo them), and a run that fails verification is redone; the old folder is kept as
@@ -37,17 +43,19 @@ from booster.fsutil import write_text
 
 from . import stats
 from .device import parallel_devices
-from .plots import study_plot
-from .study_runs import RUN_FILE, check_usable, describe, move_aside, verdict
+from .study_report import STUDY_VERSION, flat_metrics, headline_metric, write_outputs  # noqa: F401  (public here)
+from .study_runs import (RUN_FILE, BackboneSpec, check_usable, describe, move_aside, parse_backbones,
+                         resolve_backbones, verdict)
 
-STUDY_VERSION = 1
 VARIANTS = ("baseline", "boosted")
 ACCELERATORS = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps"}
 
 
 @dataclass
 class StudySettings:
-    """What a study runs. ``seeds``: the seeds themselves; ``overrides``: LightningCLI arguments for every run."""
+    """What a study runs. ``seeds``: the seeds themselves; ``overrides``: LightningCLI arguments for every run;
+    ``backbones``: None (baseline vs the config's boosted host) or ``"debug,debug@1,PATH"`` / a list of values
+    (parsed into ``backbone_specs``; loaded and fingerprinted by :func:`run_study`)."""
 
     config: str
     fractions: list[float]
@@ -61,9 +69,13 @@ class StudySettings:
     confidence: float = 0.95
     jobs: int = 1
     force: bool = False
+    backbones: str | list[str] | None = None
+    backbone_specs: list[BackboneSpec] | None = field(default=None, init=False)
 
     def __post_init__(self):
         self.out = Path(self.out)
+        if self.backbones is not None:
+            self.backbone_specs = parse_backbones(self.backbones)
         self.fractions = sorted({float(f) for f in self.fractions})
         if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"--fractions must be numbers in (0, 1], got {self.fractions}")
@@ -92,24 +104,41 @@ class Run:
     seed: int
     variant: str
     folder: Path
+    backbone: BackboneSpec | None = None  # a study of several backbones: the one this boosted run uses
 
     @property
     def name(self) -> str:
-        return f"fraction {self.fraction:g} seed {self.seed} {self.variant}"
+        by = f" by {self.backbone.label}" if self.backbone else ""
+        return f"fraction {self.fraction:g} seed {self.seed} {self.variant}{by}"
 
 
 def plan(settings: StudySettings) -> list[Run]:
-    """Every run, seed-major (a partial study has whole curves for its first seeds)."""
-    return [Run(f, s, v, settings.out / f"{f:g}" / str(s) / v)
-            for s in settings.seeds for f in settings.fractions for v in VARIANTS]
+    """Every run, seed-major (a partial study has whole curves for its first seeds); with backbones, the
+    baseline then one boosted run per backbone for each fraction and seed."""
+    specs = settings.backbone_specs
+    if not specs:
+        return [Run(f, s, v, settings.out / f"{f:g}" / str(s) / v)
+                for s in settings.seeds for f in settings.fractions for v in VARIANTS]
+    runs = []
+    for s in settings.seeds:
+        for f in settings.fractions:
+            folder = settings.out / f"{f:g}" / str(s)
+            runs.append(Run(f, s, "baseline", folder / "baseline"))
+            runs += [Run(f, s, "boosted", folder / f"boosted-{b.label}", b) for b in specs]
+    return runs
 
 
 def run_settings(settings: StudySettings, run: Run, task: str, config_text: str) -> dict:
-    """What must match for a finished run to be reused (the device may differ)."""
-    return {"study_version": STUDY_VERSION, "task": task, "config": settings.config,
-            "config_text": config_text, "fraction": run.fraction, "seed": run.seed,
-            "variant": run.variant, "budget_steps": settings.budget_steps,
-            "budget_minutes": settings.budget_minutes, "overrides": list(settings.overrides)}
+    """What must match for a finished run to be reused (the device may differ); a run boosted by one of
+    several backbones adds that backbone's value, seed and weight fingerprint (the baseline adds nothing, so
+    it is shared by every backbone, and with a study without backbones)."""
+    out = {"study_version": STUDY_VERSION, "task": task, "config": settings.config,
+           "config_text": config_text, "fraction": run.fraction, "seed": run.seed,
+           "variant": run.variant, "budget_steps": settings.budget_steps,
+           "budget_minutes": settings.budget_minutes, "overrides": list(settings.overrides)}
+    if run.backbone is not None:
+        out.update(run.backbone.settings())
+    return out
 
 
 def run_config(base: dict, task: str, settings: StudySettings, run: Run, device: str | None = None) -> dict:
@@ -146,9 +175,12 @@ def run_config(base: dict, task: str, settings: StudySettings, run: Run, device:
     model = cfg.setdefault("model", {}) or {}
     cfg["model"] = model
     model_args = model.get("init_args", model) if "class_path" in model else model
+    by = f" backbone={run.backbone.label}" if run.backbone else ""
     model_args.update(boost=run.variant == "boosted", eval_dir=str(run.folder), print_report=False,
-                      run_name=f"{run.variant} fraction={run.fraction:g} seed={run.seed}",
+                      run_name=f"{run.variant} fraction={run.fraction:g} seed={run.seed}{by}",
                       feature_cache=str(settings.out / "feature_cache"))
+    if run.backbone is not None:
+        model_args.update(backbone=run.backbone.source, backbone_seed=run.backbone.seed)
     data = cfg.setdefault("data", {}) or {}
     cfg["data"] = data
     data_args = data.get("init_args", data) if "class_path" in data else data
@@ -156,28 +188,16 @@ def run_config(base: dict, task: str, settings: StudySettings, run: Run, device:
     return cfg
 
 
-def flat_metrics(report: dict) -> dict[str, float | None]:
-    """A report's summary as ``{name: value}``: the headline row ("mean", or the only row) under the bare
-    metric names, every other row as ``<row>/<metric>``."""
-    summary = report.get("summary") or {}
-    rows = list(summary)
-    head = "mean" if "mean" in summary else (rows[0] if len(rows) == 1 else None)
-    out = {}
-    if head is not None:
-        out.update({m: stats.finite(v) for m, v in summary[head].items()})
-    for row in rows:
-        if row != head:
-            out.update({f"{row}/{m}": stats.finite(v) for m, v in summary[row].items()})
-    return out
-
-
 RESERVED = ("--model.boost", "--model.eval_dir", "--data.fraction", "--data.seed", "--seed_everything",
             "--trainer.default_root_dir", "--trainer.max_steps", "--trainer.max_time", "--config", "-c")
 
 
-def check_overrides(overrides: list[str]) -> None:
+def check_overrides(overrides: list[str], backbones: bool = False) -> None:
     for a in overrides:
         key = a.split("=", 1)[0]
+        if backbones and key in ("--model.backbone", "--model.backbone_seed"):
+            raise ConfigError(f"{key} is set per run by --backbones (NAME@SEED gives a seed); drop it from the "
+                              "overrides")
         if key in RESERVED:
             raise ConfigError(f"{key} is set by the study for every run; use the study's own options "
                               "(--fractions, --seeds, --budget-steps/--budget-minutes, -o)")
@@ -191,7 +211,7 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
 
     from .cli import no_task, resolve_config
 
-    check_overrides(settings.overrides)
+    check_overrides(settings.overrides, settings.backbone_specs is not None)
     config_path, task = resolve_config(settings.config)
     if task is None:
         raise no_task([settings.config])
@@ -199,8 +219,10 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
     base = yaml.safe_load(config_text) or {}
     if not isinstance(base, dict):
         raise ConfigError(f"config {settings.config!r} is not a YAML mapping")
+    check_usable(settings.config, task, run_config(base, task, settings, plan(settings)[0]), settings.overrides)
+    if settings.backbone_specs:  # each must load (one line, nothing written); its fingerprint is a run setting
+        settings.backbone_specs = resolve_backbones(settings.backbone_specs)
     runs = plan(settings)
-    check_usable(settings.config, task, run_config(base, task, settings, runs[0]), settings.overrides)
     check_output_dir(settings.out, "-o")
     verdicts = [verdict(run.folder, run_settings(settings, run, task, config_text)) for run in runs]
     other = [(run, v[1]) for run, v in zip(runs, verdicts) if v[0] == "other"]
@@ -214,7 +236,7 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
         expected = run_settings(settings, run, task, config_text)
         head = f"[{i}/{len(runs)}] {run.name}"
         if kind == "kept":
-            records[i] = {**detail, "folder": str(run.folder)}
+            records[i] = {**detail, "folder": str(run.folder), "backbone": run.backbone and run.backbone.label}
             say(f"{head}: done before, kept")
             continue
         if kind == "unfinished":
@@ -226,6 +248,8 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
         run.folder.mkdir(parents=True)
         state = {"settings": expected, "status": "running", "fraction": run.fraction, "seed": run.seed,
                  "variant": run.variant, "folder": str(run.folder)}
+        if run.backbone is not None:
+            state["backbone"] = run.backbone.label
         write_text(run.folder / RUN_FILE, json.dumps(state, indent=2) + "\n")
         cfg = run_config(base, task, settings, run, devices[len(pending) % len(devices)])
         write_text(run.folder / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
@@ -241,6 +265,8 @@ def run_study(settings: StudySettings, say=functools.partial(print, flush=True))
             f"test {state['test_seconds']:.1f} s, {head} = {stats._fmt(value)} ({state['device']})")
         write_outputs(settings, task, [records[k] for k in sorted(records)], complete=False)
 
+    if settings.backbone_specs:
+        say(reuse_line(runs, verdicts))
     if settings.jobs == 1 or len(pending) < 2:
         for i, run, state in pending:
             finish(i, run, state, fit_and_test(task, run.folder / "config.yaml", settings.overrides, run.folder))
@@ -325,73 +351,16 @@ def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Pat
             "lower_is_better": lower}
 
 
-def headline_metric(report: dict, metrics: dict) -> str | None:
-    """The metric a study leads with: the report's ``headline`` when it names one; else the first declared
-    metric of the headline row ("mean" or the only row); else ``<first row>/f1`` (or its first metric)."""
-    if report.get("headline") in metrics:
-        return report["headline"]
-    declared = [m["name"] for m in report.get("metrics", []) if isinstance(m, dict) and "name" in m]
-    bare = [m for m in declared if m in metrics]
-    if bare:
-        return bare[0]
-    rows = [g for g in (report.get("groups") or list(report.get("summary") or {}))]
-    if rows and declared:
-        name = "f1" if "f1" in declared else declared[0]
-        if f"{rows[0]}/{name}" in metrics:
-            return f"{rows[0]}/{name}"
-    return next(iter(metrics), None)
-
-
-def write_outputs(settings: StudySettings, task: str, records: list[dict], complete: bool) -> dict:
-    """Aggregate the finished runs into ``study.json``, ``study.md`` and ``study.png``."""
-    records = [r for r in records if r and r.get("status") == "done"]
-    names = []
-    for r in records:
-        names += [m for m in r["metrics"] if m not in names]
-    lower = {m for r in records for m in r.get("lower_is_better", [])}
-    headline = settings.metric or (records[0].get("headline") if records else None)
-    if settings.metric and records and settings.metric not in names:
-        raise ConfigError(f"--metric {settings.metric!r} is not among the metrics of this task: {', '.join(names)}")
-    better = {m: stats.higher_is_better(m.rsplit("/", 1)[-1], lower) for m in names}
-    table = {m: stats.study_table(records, m, settings.confidence) for m in names}
-    study = {"version": STUDY_VERSION, "task": task, "config": settings.config, "complete": complete,
-             "settings": {"fractions": settings.fractions, "seeds": settings.seeds,
-                          "budget_steps": settings.budget_steps, "budget_minutes": settings.budget_minutes,
-                          "device": settings.device, "overrides": settings.overrides,
-                          "confidence": settings.confidence},
-             "headline": headline, "higher_is_better": better,
-             "runs": [{k: r[k] for k in ("fraction", "seed", "variant", "folder", "steps", "train_seconds",
-                                         "test_seconds", "device", "metrics")} for r in records],
-             "table": table}
-    out = settings.out
-    write_text(out / "study.json", json.dumps(study, indent=2, allow_nan=False) + "\n")
-    write_text(out / "study.md", study_markdown(study))
-    if headline is not None:
-        study_plot(table[headline], study["runs"], headline, out / "study.png", better_high=better[headline],
-                   title=f"{settings.config}: {headline} vs training fraction ({len(settings.seeds)} seed(s))")
-    return study
-
-
-def study_markdown(study: dict) -> str:
-    """``study.md``: settings, the headline table, then the other summary metrics (per-row ones: study.json)."""
-    s = study["settings"]
-    budget = (f"{s['budget_steps']} steps" if s["budget_steps"] else
-              f"{s['budget_minutes']:g} min" if s["budget_minutes"] else "the config's own")
-    runs = study["runs"]
-    train = sum(r["train_seconds"] for r in runs)
-    test = sum(r["test_seconds"] for r in runs)
-    lines = [f"### Study: {study['config']} ({study['task']}), baseline vs boosted", "",
-             f"Fractions {', '.join(f'{f:g}' for f in s['fractions'])}; seeds {', '.join(map(str, s['seeds']))}; "
-             f"budget per run: {budget}; {len(runs)} runs ({'complete' if study['complete'] else 'in progress'}), "
-             f"training {train / 60:.1f} min + testing {test / 60:.1f} min on {', '.join(sorted({r['device'] for r in runs})) or '-'}.",
-             "Difference = boosted − baseline of the same fraction and seed; interval: Student t over seeds.", ""]
-    head = study["headline"]
-    if head is None:
-        return "\n".join(lines + ["No finished run yet."]) + "\n"
-    others = [m for m in study["table"] if m != head and "/" not in m]
-    if not others and "/" in head:  # no summary row (e.g. transcription): the headline metric of every row
-        others = [m for m in study["table"] if m != head and m.rsplit("/", 1)[-1] == head.rsplit("/", 1)[-1]]
-    order = [head] + others
-    for m in order:
-        lines += [stats.markdown_table(study["table"][m], m, study["higher_is_better"][m]), ""]
-    return "\n".join(lines)
+def reuse_line(runs: list[Run], verdicts: list) -> str:
+    """What a study of several backbones reuses and runs, per variant: ``"reused 4 finished run(s)
+    (baseline 2, debug 2); running 2 new: debug@1 2"``."""
+    def counts(kept: bool) -> str:
+        by: dict[str, int] = {}
+        for run, (kind, _) in zip(runs, verdicts):
+            if (kind == "kept") == kept:
+                name = run.backbone.label if run.backbone else run.variant
+                by[name] = by.get(name, 0) + 1
+        return ", ".join(f"{k} {n}" for k, n in by.items())
+    kept = sum(1 for kind, _ in verdicts if kind == "kept")
+    return (f"reused {kept} finished run(s){f' ({counts(True)})' if kept else ''}; "
+            f"running {len(runs) - kept}{f': {counts(False)}' if kept < len(runs) else ''}")

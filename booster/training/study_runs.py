@@ -6,13 +6,20 @@ and ``checkpoints/last.ckpt`` (the weights it was tested with) is a checkpoint f
 deleted: one made with other settings stops the study with a line naming them unless ``--force``, and one
 that fails verification is redone; both are first moved aside as ``<run>.old-<time>``. An unfinished run
 (killed half-way, no results) is removed and redone.
+
+``--backbones`` values (:func:`parse_backbones`): ``NAME``, ``NAME@SEED`` (``debug@1``: the debug MuQ with
+``model.backbone_seed`` 1) or a path; each gets a folder-safe label, and the full value, seed and weight
+fingerprint are settings of its runs (so a backbone whose weights changed is "other settings").
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from booster.errors import BoosterError, ConfigError
@@ -21,7 +28,8 @@ RUN_FILE = "run.json"
 # how a setting of run.json is called on the command line
 SETTING_NAMES = {"budget_steps": "--budget-steps", "budget_minutes": "--budget-minutes", "overrides": "overrides",
                  "config": "--config", "config_text": "the config file's text", "task": "task",
-                 "study_version": "study format"}
+                 "study_version": "study format", "backbone": "--backbones", "backbone_seed": "the backbone's seed",
+                 "backbone_fingerprint": "the backbone's weights (fingerprint)"}
 
 
 def read_state(folder: Path) -> dict | None:
@@ -52,7 +60,7 @@ def _verify(folder: Path, state: dict) -> str | None:
     """Why the finished run in ``folder`` cannot be reused as it is (None: it can)."""
     from booster.fsutil import check_checkpoint_file
 
-    from .study import flat_metrics
+    from .study_report import flat_metrics
     try:
         report = json.loads((folder / "results.json").read_text())
     except FileNotFoundError:
@@ -149,3 +157,83 @@ def check_usable(config: str, task: str, run_cfg: dict, overrides: list[str]) ->
             return
         except argparse.ArgumentError as e:
             raise ConfigError(f"the runs' options do not parse: {argument_error_line(e)}") from None
+
+
+# --------------------------------------------------------------------------- --backbones
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One ``--backbones`` value. ``source``: what ``model.backbone`` gets (a local path made absolute);
+    ``seed``: ``model.backbone_seed``; ``label``: its run folders' name (``boosted-<label>``)."""
+
+    value: str
+    source: str
+    seed: int
+    label: str
+    fingerprint: str | None = None
+
+    def settings(self) -> dict:
+        return {"backbone": self.source, "backbone_seed": self.seed, "backbone_fingerprint": self.fingerprint}
+
+    def record(self) -> dict:
+        return {"value": self.value, "label": self.label, **self.settings()}
+
+
+def backbone_label(source: str, seed: int, is_path: bool) -> str:
+    """A readable, unique, file-system-safe name: a plain name as it is (``muq-mini``), a path or hub id as
+    its last part plus 6 hex digits of the full value (``teacher-1a2b3c``); ``@SEED`` for a seed other than 0."""
+    if not is_path and SAFE_NAME.fullmatch(source):
+        base = source
+    else:
+        tail = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).name).strip("._-")[:32] or "backbone"
+        base = f"{tail}-{hashlib.sha1(source.encode()).hexdigest()[:6]}"
+    return base if seed == 0 else f"{base}@{seed}"
+
+
+def parse_backbones(text) -> list[BackboneSpec]:
+    """``"debug,debug@1,/models/teacher"`` (or a list of such values) as specs (nothing loaded: see
+    :func:`resolve_backbones`)."""
+    specs, seen = [], {}
+    items = str(text).split(",") if isinstance(text, str) else [str(x) for x in text]
+    for item in (x.strip() for x in items):
+        if not item:
+            continue
+        source, seed = item, 0
+        head, at, tail = item.rpartition("@")
+        if at and head and tail.isdigit():
+            source, seed = head, int(tail)
+            if seed >= 2 ** 32:
+                raise ConfigError(f"--backbones {item!r}: the seed after @ must be from 0 to {2 ** 32 - 1}")
+        local = source != "debug" and Path(source).expanduser().exists()
+        if local:
+            source = str(Path(source).expanduser().resolve())
+        spec = BackboneSpec(item, source, seed, backbone_label(source, seed, local or "/" in source))
+        if (source, seed) in seen:
+            raise ConfigError(f"--backbones names one backbone twice ({seen[source, seed]!r} and {item!r})")
+        seen[source, seed] = item
+        specs.append(spec)
+    if not specs:
+        raise ConfigError(f"--backbones {text!r}: give backbone names or paths separated by commas, "
+                          "e.g. debug,muq-mini")
+    return specs
+
+
+def resolve_backbones(specs: list[BackboneSpec]) -> list[BackboneSpec]:
+    """Load each backbone once (``booster.backbone.load_backbone``): a value that does not resolve is one line,
+    before anything is written; returns the specs with their weights' fingerprints."""
+    from booster.backbone import identity, load_backbone
+    out = []
+    for spec in specs:
+        try:
+            bb = load_backbone(spec.source, spec.seed)
+        except (BoosterError, OSError, ValueError, RuntimeError) as e:
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConfigError(f"--backbones {spec.value!r} does not load as a backbone: {why}") from None
+        fingerprint = identity(bb).get("fingerprint")
+        out.append(BackboneSpec(spec.value, spec.source, spec.seed, spec.label,
+                                None if fingerprint is None else str(fingerprint)))
+        del bb
+    return out
