@@ -20,6 +20,23 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def hash_count(monkeypatch):
+    """Counts sha256 objects made by booster.fingerprint (one per weight-fingerprint computation)."""
+    import hashlib
+    import types
+
+    import booster.fingerprint as fingerprint_module
+    count = [0]
+
+    def sha256(*args, **kwargs):
+        count[0] += 1
+        return hashlib.sha256(*args, **kwargs)
+
+    monkeypatch.setattr(fingerprint_module, "hashlib", types.SimpleNamespace(sha256=sha256))
+    return count
+
+
 @pytest.fixture(scope="session")
 def debug_muq():
     from booster import MuQ

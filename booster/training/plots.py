@@ -74,10 +74,7 @@ def study_plot(rows: list[dict], runs: list[dict], metric: str, path: str | Path
         ax.set_title(title or f"{metric} vs training fraction")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        path = _save(fig, path)
     finally:
         plt.close(fig)
     return path
@@ -118,12 +115,18 @@ def backbones_plot(rows: list[dict], labels: list[str], metric: str, path: str |
         ax.set_title(title or f"gain in {metric} vs training fraction", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        path = _save(fig, path)
     finally:
         plt.close(fig)
+    return path
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out ``fig`` and write it to ``path`` (its folder made when missing)."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
     return path
 
 
@@ -247,10 +250,7 @@ def plot_runs(runs: list[str | Path], path: str | Path, metrics: list[str] | Non
                 ax.legend(fontsize=7)
         for ax in list(axes.flat)[len(names):]:
             ax.set_visible(False)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        path = _save(fig, path)
     finally:
         plt.close(fig)
     return path, names

@@ -1,7 +1,6 @@
 """booster.TorchBackbone: the backbone contract around a user's torch module (shapes over lengths, the
 resampling path, identity and its fingerprint, a module output that is not hidden states, the declared
 frame rate checked against the frames the module returns)."""
-import hashlib
 import types
 
 import pytest
@@ -10,7 +9,6 @@ import toy_backbone
 from toy_backbone import DEPTH, DIM, HOP, SAMPLE_RATE, ToyEncoder, wrap
 
 import booster
-import booster.fingerprint as fingerprint_module
 from booster.audio import resample
 from booster.backbone import CONTRACT, Backbone, check_backbone
 from booster.errors import AudioError, ConfigError
@@ -68,19 +66,6 @@ def test_eval_mode_no_grad_and_placement(toy):
     assert not toy.training and not toy.module.training     # put back in eval mode
     assert all(torch.equal(v, buffers[k]) for k, v in toy.module.named_buffers())   # no BatchNorm update
     assert f.hidden.dtype == torch.float16 and not f.hidden.requires_grad
-
-
-@pytest.fixture
-def hash_count(monkeypatch):
-    """Counts sha256 objects made by booster.fingerprint (one per fingerprint computation)."""
-    count = [0]
-
-    def sha256(*args, **kwargs):
-        count[0] += 1
-        return hashlib.sha256(*args, **kwargs)
-
-    monkeypatch.setattr(fingerprint_module, "hashlib", types.SimpleNamespace(sha256=sha256))
-    return count
 
 
 def test_fingerprint_once_per_weights_stable_over_modes(hash_count):

@@ -1,27 +1,11 @@
 """MuQ.fingerprint is hashed once per set of weights: not again after train()/eval() switches or identity
 reads, but again after any change of a parameter or buffer (in-place update, load_state_dict, BatchNorm
 statistics, dtype)."""
-import hashlib
-import types
 
 import pytest
 import torch
 
-import booster.fingerprint as fingerprint_module
 from booster import MuQ
-
-
-@pytest.fixture
-def hash_count(monkeypatch):
-    """Counts sha256 objects made by booster.fingerprint (one per fingerprint computation)."""
-    count = [0]
-
-    def sha256(*args, **kwargs):
-        count[0] += 1
-        return hashlib.sha256(*args, **kwargs)
-
-    monkeypatch.setattr(fingerprint_module, "hashlib", types.SimpleNamespace(sha256=sha256))
-    return count
 
 
 def test_fingerprint_hashed_once_over_mode_switches_and_identity_reads(hash_count):

@@ -9,6 +9,7 @@ import lightning.pytorch  # noqa: F401  (imported first: its log handler keeps p
 import torch
 
 from booster.cli import main
+from cli_helpers import one_line_error
 
 SMALL = ["--data.generate", "{splits: {train: 2, valid: 1, test: 1}, seconds: 2, seed: 0}",
          "--data.sources", "[drums, vocals]", "--data.segment", "0.5", "--data.valid_segment", "0.5",
@@ -17,14 +18,7 @@ SMALL = ["--data.generate", "{splits: {train: 2, valid: 1, test: 1}, seconds: 2,
          "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
 
 
-def one_line(capsys, command, *words):
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert "Traceback" not in captured.err + captured.out and "usage:" not in err, err[-2000:]
-    assert len(err.splitlines()) == 1 and err.startswith(f"booster {command}: error: "), err[-2000:]
-    for w in words:
-        assert w in err, err
-    return err
+one_line = one_line_error
 
 
 def step(path):

@@ -5,6 +5,7 @@ of usage with exit 2 after run.json and config.yaml were written into -o)."""
 import lightning.pytorch  # noqa: F401  (imported first: its log handler keeps pytest's session stream)
 
 from booster.cli import main
+from cli_helpers import one_line_error
 
 
 def study(out, *extra):
@@ -13,13 +14,7 @@ def study(out, *extra):
 
 
 def one_line(capsys, *words):
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert "Traceback" not in captured.err + captured.out and "usage:" not in err, err[-2000:]
-    assert len(err.splitlines()) == 1 and err.startswith("booster study: error: "), err[-2000:]
-    for w in words:
-        assert w in err, err
-    return err
+    return one_line_error(capsys, "study", *words)
 
 
 def test_bad_output_seeds_overrides_and_configs_are_one_line(tmp_path, read_only_dir, capsys, monkeypatch):

@@ -15,6 +15,7 @@ from booster.training import study
 from booster.training.study_runs import parse_backbones
 
 from test_study import TASK_OVERRIDES
+from cli_helpers import one_line_error
 
 
 def study_args(out, data, backbones, fractions="0.5,1.0", seeds="2", *extra):
@@ -24,13 +25,7 @@ def study_args(out, data, backbones, fractions="0.5,1.0", seeds="2", *extra):
 
 
 def one_line(capsys, *words):
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert "Traceback" not in captured.err + captured.out and "usage:" not in err, err[-2000:]
-    assert len(err.splitlines()) == 1 and err.startswith("booster study: error: "), err[-2000:]
-    for w in words:
-        assert w in err, err
-    return err
+    return one_line_error(capsys, "study", *words)
 
 
 def test_backbone_values_labels_and_layout(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import torch
 from booster.cli import main
 
 from test_study import TASK_OVERRIDES
+from cli_helpers import one_line_error
 
 
 def study_args(out, data, steps=2, *extra):
@@ -21,13 +22,7 @@ def study_args(out, data, steps=2, *extra):
 
 
 def one_line(capsys, *words):
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert "Traceback" not in captured.err + captured.out and "usage:" not in err, err[-2000:]
-    assert len(err.splitlines()) == 1 and err.startswith("booster study: error: "), err[-2000:]
-    for w in words:
-        assert w in err, err
-    return err
+    return one_line_error(capsys, "study", *words)
 
 
 @pytest.fixture(scope="module")
