@@ -149,6 +149,7 @@ def run_arm(backbone, seed: int, small: tuple, test: tuple, *, steps: int, batch
     (the adapters disconnected; the control that must give exactly the plain score)."""
     from booster.adapters import onsets_frames
     host = build_host(seed, hidden)
+    torch.manual_seed(seed)          # the adapters' initial weights: from the seed, not from the run order
     model = host if backbone is None else onsets_frames.boost(host, backbone)
     if freeze_gates:
         for adapter in model.adapters:
