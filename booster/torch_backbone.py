@@ -6,7 +6,7 @@ Shape glossary: B batch, C channels, S samples, L layers, T frames, D feature di
 model) in the backbone contract of :mod:`booster.backbone`, so that injection, the feature cache,
 adapter files and checkpoints treat it exactly as they treat MuQ: its ``identity`` carries a weight
 fingerprint (:mod:`booster.fingerprint`, hashed once per set of weights), ``extract`` takes any shape and
-sample rate (mono mix and resampling by :func:`booster.muq.extract.as_batch_mono`, MuQ's own path).
+sample rate (mono mix and resampling by :func:`booster.extraction.as_batch_mono`, the path MuQ takes too).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import nn
 from .errors import BoosterError, ConfigError
 from .features import Features, resolve_layers
 from .fingerprint import Fingerprint
-from .muq.extract import PRECISIONS, _autocast, as_batch_mono, output_placement
+from .extraction import PRECISIONS, as_batch_mono, autocast_for, output_placement
 
 PROBE_SECONDS = (1.0, 3.0)   # two probe lengths: the frame-count slope between them is the frame rate
 
@@ -114,7 +114,7 @@ class TorchBackbone(nn.Module):
                           self.sample_rate).to(device)
         if self.training:
             self.eval()   # the booster's freezing policy: features come from the module in eval mode
-        with torch.inference_mode(), _autocast(precision, device):
+        with torch.inference_mode(), autocast_for(precision, device):
             states = self.hidden_states(self._run(x), x.shape[0])
             hidden = torch.stack([states[i].float() for i in layers], dim=1)
         return Features(hidden.to(out_device, out_dtype), layers, self.frame_rate)

@@ -100,3 +100,22 @@ def test_adapter_files_and_registry_from_their_core_modules():
     inject_module = importlib.import_module("booster.inject")
     with pytest.raises(AttributeError):
         inject_module.save_adapters  # noqa: B018 (the old lazy spelling is gone: import from booster.adapter_io)
+
+
+def test_no_private_muq_helpers_outside_muq():
+    """Generic code never imports MuQ's private helpers (design card): what other backbones share with MuQ lives
+    in a generic module (booster.extraction, booster.fingerprint, booster.features)."""
+    wrong = []
+    for m in MODULES:
+        if _under(m, ("booster.muq",)):
+            continue
+        mod = importlib.import_module(m)
+        tree = ast.parse(Path(mod.__file__).read_text())
+        package = m if Path(mod.__file__).name == "__init__.py" else m.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                    if node.level else node.module
+                if _under(base or "", ("booster.muq",)):
+                    wrong += [f"{m} imports {base}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert not wrong, "\n".join(wrong)
