@@ -315,19 +315,17 @@ class FileReader:
         if self.meta.frames == 0:
             raise AudioError(f"audio file {self.path!r} contains no samples")
         self.sample_rate, self.channels = int(sample_rate), int(channels)
-        g = math.gcd(self.meta.sample_rate, self.sample_rate)
-        self.up, self.down = self.sample_rate // g, self.meta.sample_rate // g
-        self.length = math.ceil(self.meta.frames * self.up / self.down)
-        self.margin = 0 if self.up == self.down else 64 * self.down
+        self.length = resampled_length(self.meta.frames, self.meta.sample_rate, self.sample_rate)
 
     def __call__(self, first: int, count: int) -> torch.Tensor:
-        import soundfile as sf
+        out = resampled_span(self._read_native, self.meta.frames, self.meta.sample_rate, self.sample_rate,
+                             first, count)
+        return torch.zeros(self.channels, count) if out is None else convert_channels(out, self.channels)
 
-        a = (first // self.up) * self.down - self.margin
-        lo = max(0, a)
-        hi = min(self.meta.frames, -(-(first + count) * self.down // self.up) + self.margin)
-        if hi <= lo:
-            return torch.zeros(self.channels, count)
+    def _read_native(self, lo: int, hi: int) -> torch.Tensor:
+        """Native samples ``lo .. hi`` ``[C', hi - lo]``, checked finite, downmixed first when the file has
+        more channels than asked (fewer channels to resample)."""
+        import soundfile as sf
         try:
             data, _ = sf.read(self.path, start=lo, stop=hi, dtype="float32", always_2d=True)
         except Exception as e:
@@ -336,14 +334,32 @@ class FileReader:
         seg = torch.from_numpy(np.ascontiguousarray(data.T))
         check_finite(seg, f"audio file {self.path!r} (between {lo / self.meta.sample_rate:.2f} s and "
                           f"{hi / self.meta.sample_rate:.2f} s)")
-        if seg.shape[0] > self.channels:  # downmix first: fewer channels to resample
-            seg = convert_channels(seg, self.channels)
-        if lo > a:  # before the start of the file: zeros, as the whole-file resampler sees
-            seg = torch.nn.functional.pad(seg, (lo - a, 0))
-        if self.up != self.down:
-            seg = resample(seg, self.meta.sample_rate, self.sample_rate)
-            seg = seg[:, first - (a // self.down) * self.up:]
-        out = convert_channels(seg[:, :count], self.channels)
-        if out.shape[-1] < count:
-            out = torch.nn.functional.pad(out, (0, count - out.shape[-1]))
-        return out
+        return convert_channels(seg, self.channels) if seg.shape[0] > self.channels else seg
+
+
+def resampled_length(length: int, rate: int, new_rate: int) -> int:
+    """Samples at ``new_rate`` of ``length`` samples at ``rate`` (torchaudio's resampled length)."""
+    g = math.gcd(int(rate), int(new_rate))
+    return math.ceil(length * (int(new_rate) // g) / (int(rate) // g))
+
+
+def resampled_span(read, length: int, rate: int, new_rate: int, first: int, count: int) -> torch.Tensor | None:
+    """Samples ``first .. first + count`` at ``new_rate`` ``[C, count]`` of a signal of ``length`` samples at
+    ``rate`` that ``read(lo, hi) -> [C, hi - lo]`` gives in pieces: reads only what the span needs plus a
+    resampler margin, from a point on the resampler's grid, so the result equals the same span of the whole
+    signal resampled at once (up to float rounding); zeros before the start and past the end. None when the
+    span lies wholly past the end (nothing to read)."""
+    g = math.gcd(int(rate), int(new_rate))
+    up, down = int(new_rate) // g, int(rate) // g
+    margin = 0 if up == down else 64 * down
+    a = (first // up) * down - margin
+    lo, hi = max(0, a), min(length, -(-(first + count) * down // up) + margin)
+    if hi <= lo:
+        return None
+    seg = read(lo, hi)
+    if lo > a:  # before the start: zeros, as the whole-signal resampler sees
+        seg = torch.nn.functional.pad(seg, (lo - a, 0))
+    if up != down:
+        seg = resample(seg, rate, new_rate)[:, first - (a // down) * up:]
+    seg = seg[:, :count]
+    return torch.nn.functional.pad(seg, (0, count - seg.shape[-1])) if seg.shape[-1] < count else seg

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from ..audio import resample
+from ..audio import resampled_length, resampled_span
 from ..errors import AudioError, ConfigError
 from ..extraction import PRECISIONS, as_batch_mono, output_placement
 from ..extraction import autocast_for as _autocast
@@ -163,9 +163,7 @@ def extract_file(muq, path, layers=None, *, read_rate: int | None = None, window
     if rate <= 0:
         raise ConfigError(f"read_rate must be a positive sample rate in Hz, got {read_rate!r}")
     reader = FileReader(path, rate, 1)  # mono at the read rate, read window by window
-    g = math.gcd(rate, SAMPLE_RATE)
-    up, down = SAMPLE_RATE // g, rate // g
-    total = math.ceil(reader.length * up / down)   # 24 kHz samples (torchaudio's resampled length)
+    total = resampled_length(reader.length, rate, SAMPLE_RATE)   # 24 kHz samples
     if total < muq.min_samples:
         meta = reader.meta
         raise AudioError(f"{str(path)!r} is too short: {meta.frames} samples at {meta.sample_rate} Hz "
@@ -177,20 +175,12 @@ def extract_file(muq, path, layers=None, *, read_rate: int | None = None, window
     if len(plan) == 1:
         return extract_features(muq, reader(0, reader.length), rate, layers, window=window, overlap=overlap,
                                 **opts)
-    margin = 0 if up == down else 64 * down   # read-rate samples of resampler context on each side
 
     def read(st: int, en: int) -> torch.Tensor:
-        """24 kHz samples ``st .. en`` as ``[1, en - st]`` (the batch of one), as ``FileReader`` does it:
-        read from a point on the resampler's grid with a margin, resample, cut."""
-        if up == down:
-            return reader(st, en - st)
-        lo = (st // up) * down - margin
-        hi = min(reader.length, -(-en * down // up) + margin)
-        seg = reader(max(0, lo), hi - max(0, lo))
-        if lo < 0:   # before the start: zeros, as the whole-signal resampler sees
-            seg = torch.nn.functional.pad(seg, (-lo, 0))
-        seg = resample(seg, rate, SAMPLE_RATE)[:, st - (lo // down) * up:][:, :en - st]
-        return torch.nn.functional.pad(seg, (0, en - st - seg.shape[-1]))
+        """24 kHz samples ``st .. en`` as ``[1, en - st]`` (the batch of one), resampled from the read rate
+        piece by piece as the whole signal would be (:func:`booster.audio.resampled_span`)."""
+        seg = resampled_span(lambda lo, hi: reader(lo, hi - lo), reader.length, rate, SAMPLE_RATE, st, en - st)
+        return torch.zeros(1, en - st) if seg is None else seg
 
     hidden = run_windows(muq, plan, read, 1, layers, progress=progress, **opts)
     return Features(hidden, layers, muq.frame_rate)
