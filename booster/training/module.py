@@ -151,8 +151,9 @@ class BoosterModule(L.LightningModule):
         if d <= 0:
             return
         with torch.no_grad():
-            self._ema_to_weights()
-            for k, v in boosting.trainable_state(self.model).items():
+            state = boosting.trainable_state(self.model)
+            self._ema_to_weights(state)
+            for k, v in state.items():
                 if k not in self._ema:
                     self._ema[k] = v.detach().clone()
                 elif v.dtype.is_floating_point:
@@ -160,10 +161,10 @@ class BoosterModule(L.LightningModule):
                 else:
                     self._ema[k].copy_(v)
 
-    def _ema_to_weights(self) -> None:
+    def _ema_to_weights(self, state: dict | None = None) -> None:
         """EMA tensors on their weights' devices: a checkpoint restores them on the CPU (Lightning restores
         before it moves the module to its device), and ``.to()`` moves the module, not this dict."""
-        state = boosting.trainable_state(self.model)
+        state = boosting.trainable_state(self.model) if state is None else state
         for k, e in self._ema.items():
             if k in state and e.device != state[k].device:
                 self._ema[k] = e.to(state[k].device)
