@@ -84,7 +84,10 @@ def test_adapter_files_round_trip_and_refuse_other_weights(toy, tmp_path):
         booster.load_adapters(tiny_host(), toy_backbone.make(seed=1), st)
     with pytest.raises(CheckpointError, match="hidden size 16 and 3 layers"):
         booster.load_adapters(tiny_host(), booster.MuQ.debug(), st)
-    assert booster.load_adapters(tiny_host(), toy_backbone.make(seed=1), st, allow_other_weights=True)
+    other = booster.load_adapters(tiny_host(), toy_backbone.make(seed=1), st, allow_other_weights=True)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        assert not torch.equal(other(x), want)   # loaded, and its adapters read the other weights' features
 
 
 def test_load_backbone_from_a_python_factory():
