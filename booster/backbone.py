@@ -187,20 +187,30 @@ def backbone_features(backbone, wav, sample_rate: int, layers=None, *, out_devic
     """
     if getattr(backbone, "training", False):
         backbone.eval()
-    move = {}
-    for key, value in (("out_device", out_device), ("out_dtype", out_dtype)):
-        if value is not None:
-            if _accepts(backbone.extract, key):
-                opts[key] = value
-            else:
-                move[key[4:]] = value
+    opts, move = _split_options(backbone.extract, opts, out_device, out_dtype)
     with torch.no_grad():
         feats = backbone.extract(wav, int(sample_rate), layers, **opts)
     return feats.to(**move) if move else feats
 
 
+def _split_options(fn, opts: dict, out_device, out_dtype) -> tuple[dict, dict]:
+    """``(the options fn takes, the placement to apply afterwards)``: extraction options a backbone's
+    ``extract`` / ``extract_file`` does not take (``window``, ``precision``... are MuQ's) are left out (the
+    contract names only ``wav, sample_rate, layers``); ``out_device`` / ``out_dtype`` it does not take are
+    applied to the result instead."""
+    taken = {k: v for k, v in opts.items() if _accepts(fn, k)}
+    move = {}
+    for key, value in (("out_device", out_device), ("out_dtype", out_dtype)):
+        if value is not None:
+            if _accepts(fn, key):
+                taken[key] = value
+            else:
+                move[key[4:]] = value
+    return taken, move
+
+
 def extract_file(backbone, path, layers=None, sample_rate: int | None = None, *, out_device=None,
-                 out_dtype=None):
+                 out_dtype=None, **opts):
     """Features of an audio file (mono), read at ``sample_rate`` (default: the backbone's own rate).
 
     ``sample_rate`` = the host's rate makes the backbone see what it sees in training (the host's input,
@@ -208,24 +218,21 @@ def extract_file(backbone, path, layers=None, sample_rate: int | None = None, *,
     ``extract_file(path, layers, read_rate=...)`` when it takes ``read_rate`` (bounded memory, window by
     window), else through :class:`booster.audio.FileReader` and :func:`backbone_features`.
     Without ``sample_rate``: ``extract_file(path, layers)`` when the backbone has one, else the file at
-    ``backbone.sample_rate``."""
+    ``backbone.sample_rate``. ``opts``: extraction options (``window``, ``overlap``, ``precision``...),
+    passed where the backbone takes them."""
     fn = getattr(backbone, "extract_file", None)
     rate = int(sample_rate or backbone.sample_rate)
-    extra = {"read_rate": rate} if sample_rate is not None else {}
-    if fn is not None and all(_accepts(fn, k) for k in extra):
-        move = {}
-        for key, value in (("out_device", out_device), ("out_dtype", out_dtype)):
-            if value is not None:
-                if _accepts(fn, key):
-                    extra[key] = value
-                else:
-                    move[key[4:]] = value
+    if sample_rate is not None:
+        opts = {**opts, "read_rate": rate}
+    if fn is not None and (sample_rate is None or _accepts(fn, "read_rate")):
+        taken, move = _split_options(fn, opts, out_device, out_dtype)
         if getattr(backbone, "training", False):
             backbone.eval()
         with torch.no_grad():
-            feats = fn(path, layers, **extra)
+            feats = fn(path, layers, **taken)
         return feats.to(**move) if move else feats
     from .audio import FileReader
+    opts.pop("read_rate", None)
     reader = FileReader(path, rate, 1)
     return backbone_features(backbone, reader(0, reader.length), rate, layers, out_device=out_device,
-                             out_dtype=out_dtype)
+                             out_dtype=out_dtype, **opts)

@@ -143,19 +143,13 @@ def _extract(muq, path, layers, args):
     import warnings
 
     from ..audio import TruncatedAudioWarning
-    from ..muq.extract import extract_file
+    from ..backbone import extract_file
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TruncatedAudioWarning)
-        if getattr(muq, "extract_file", None) is None:   # another backbone (booster.TorchBackbone): one pass
-            from ..audio import FileReader
-            from ..backbone import backbone_features
-            reader = FileReader(path, muq.sample_rate, 1)
-            feats = backbone_features(muq, reader(0, reader.length), muq.sample_rate, layers,
-                                      precision=args.precision)
-        else:
-            feats = extract_file(muq, path, layers, window=args.window, overlap=args.overlap,
-                                 precision=args.precision, progress=False)
+        # the backbone's own extract_file (MuQ: window by window) or one pass; options where it takes them
+        feats = extract_file(muq, path, layers, window=args.window, overlap=args.overlap,
+                             precision=args.precision, progress=False)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return feats

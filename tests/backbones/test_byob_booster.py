@@ -5,6 +5,7 @@ weights, ``load_backbone("py:module:function")`` with its one-line errors, and `
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import toy_backbone
@@ -154,3 +155,26 @@ def test_features_command_with_a_factory_backbone(tmp_path, capsys):
     toy = toy_backbone.make(seed=0)
     assert meta["backbone"]["fingerprint"] == toy.fingerprint and feats.layers == (1, 3)
     assert torch.allclose(feats.hidden, toy.extract(wav, 44100, [1, 3]).hidden, atol=1e-5)
+
+
+def test_a_backbone_with_only_the_contract_takes_no_muq_options(tmp_path):
+    """extract(wav, sample_rate, layers) and nothing else: MuQ's options (window, precision) are not forced on it
+    by the shared paths (features command, cache, extract_file)."""
+    import soundfile as sf
+
+    from booster.backbone import backbone_features, extract_file
+    from booster.features import Features
+
+    class Minimal:
+        sample_rate, frame_rate, hidden_size, num_layers = 16000, 25.0, 4, 1
+        identity = {"name": "minimal", "architecture": {}, "fingerprint": "0"}
+
+        def extract(self, wav, sample_rate, layers=None):
+            t = wav.shape[-1] * 25 // sample_rate
+            return Features(torch.zeros(1, 2, t, 4), (0, 1), 25.0)
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(16000, dtype=np.float32), 16000)
+    for feats in (extract_file(Minimal(), path, None, 16000, window=30.0, overlap=5.0, precision="fp32"),
+                  backbone_features(Minimal(), torch.zeros(16000), 16000, None, precision="fp32", window=30.0)):
+        assert feats.hidden.shape == (1, 2, 25, 4)
