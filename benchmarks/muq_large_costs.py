@@ -67,8 +67,13 @@ class PeakRSS:
 
 
 def count_fingerprints() -> list[int]:
-    """Counter of sha256 objects made by booster.muq.model (one per fingerprint computation)."""
-    import booster.muq.model as model
+    """Counter of sha256 objects made by the weight hash (one per fingerprint computation): in
+    booster/fingerprint.py where it exists (this checkout), else in booster.muq.model (older code)."""
+    import importlib.util
+    if importlib.util.find_spec("booster.fingerprint") is not None:
+        import booster.fingerprint as model
+    else:
+        import booster.muq.model as model
     count, real = [0], hashlib.sha256
 
     def sha256(*args, **kwargs):
