@@ -30,7 +30,7 @@ import torch
 STATE_VERSION = 1
 
 
-def _world() -> tuple[int, int]:
+def world() -> tuple[int, int]:
     """(rank, world size) of torch.distributed when it runs (DDP), else (0, 1)."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -50,7 +50,7 @@ class _OffsetSampler(torch.utils.data.Sampler):
         self.epoch, self.explicit = int(epoch), True
 
     def per_rank(self) -> int:
-        return -(-self.n // _world()[1])
+        return -(-self.n // world()[1])
 
     def order(self) -> list[int]:
         if self.shuffle:
@@ -58,9 +58,9 @@ class _OffsetSampler(torch.utils.data.Sampler):
             idx = torch.randperm(self.n, generator=g).tolist()
         else:
             idx = list(range(self.n))
-        rank, world = _world()
-        idx = (idx * (1 + world))[: self.per_rank() * world]
-        return idx[rank::world]
+        rank, size = world()
+        idx = (idx * (1 + size))[: self.per_rank() * size]
+        return idx[rank::size]
 
     def __iter__(self):
         return iter(self.order()[self.skip:])

@@ -20,7 +20,7 @@ from booster.errors import CheckpointError, ConfigError
 from . import boosting
 from .checkpoint import CKPT_KEY, EMA_KEY, check_meta, describe
 from .hosts import boost_host, build_host, host_loss
-from .ranks import ItemMeans
+from .ranks import ItemMeans, gather_objects
 from .report import Metric, format_table, write_report
 
 COMMON_ARGS = ("host", "size", "host_kwargs", "pretrained", "pretrained_repo", "boost", "backbone",
@@ -254,11 +254,9 @@ class BoosterModule(L.LightningModule):
 
 def _gather(items: dict) -> dict:
     """Merge per-rank test items (DDP); the items themselves on a single process."""
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    parts = gather_objects(items)
+    if len(parts) == 1:
         return items
-    parts = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, items)
     merged = {}
     for p in parts:
         merged.update(p or {})

@@ -12,13 +12,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DistributedSampler
 
+from booster.data.resumable import world  # noqa: F401  (one (rank, world size), public here too)
 
-def world() -> tuple[int, int]:
-    """``(rank, world size)`` of torch.distributed when it runs (DDP), else ``(0, 1)``."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+
 
 
 class RankShard(DistributedSampler):

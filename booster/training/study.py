@@ -25,16 +25,12 @@ shared out; one GPU each when there are several).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import json
-import logging
 import math
 import shutil
-import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +40,7 @@ from booster.fsutil import write_text
 from . import stats
 from .device import parallel_devices
 from .study_report import STUDY_VERSION, flat_metrics, headline_metric, write_outputs  # noqa: F401  (public here)
-from .study_runs import (RUN_FILE, BackboneSpec, check_usable, describe, move_aside, parse_backbones,
+from .study_runs import (RUN_FILE, BackboneSpec, quiet_cli, check_usable, describe, move_aside, parse_backbones,
                          resolve_backbones, verdict)
 
 VARIANTS = ("baseline", "boosted")
@@ -285,7 +281,7 @@ def run_parallel(settings: StudySettings, task: str, pending: list, finish, say)
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import torch
 
-    with _quiet_cli():
+    with quiet_cli():
         _make_cli(task, pending[0][1].folder / "config.yaml", settings.overrides).datamodule.prepare_data()
     threads = max(1, torch.get_num_threads() // settings.jobs)
     say(f"{len(pending)} runs in {settings.jobs} parallel processes, {threads} CPU thread(s) each")
@@ -303,21 +299,6 @@ def run_parallel(settings: StudySettings, task: str, pending: list, finish, say)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-@contextlib.contextmanager
-def _quiet_cli():
-    """LightningCLI inside a study: no device lines and tips per run, and the arguments given explicitly."""
-    import lightning.pytorch  # noqa: F401  (its loggers exist from here on)
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("lightning")] + ["lightning"]:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(LeafSpec|smaller than the logging interval).*")
-            yield
-    finally:
-        sys.argv = argv
-
-
 def _make_cli(task: str, config_file: Path, overrides: list[str]):
     from .cli import make_cli_class, recipe
     module_cls, data_cls, links = recipe(task)
@@ -329,7 +310,7 @@ def _make_cli(task: str, config_file: Path, overrides: list[str]):
 
 def fit_and_test(task: str, config_file: Path, overrides: list[str], folder: Path) -> dict:
     """Train one run from its config, test the trained weights, return its record (metrics, timing)."""
-    with _quiet_cli():
+    with quiet_cli():
         cli = _make_cli(task, config_file, overrides)
         trainer = cli.trainer
         t = time.perf_counter()

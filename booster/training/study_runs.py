@@ -14,11 +14,15 @@ fingerprint are settings of its runs (so a backbone whose weights changed is "ot
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import logging
 import re
+import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +137,6 @@ def check_usable(config: str, task: str, run_cfg: dict, overrides: list[str]) ->
     from .cli import make_cli_class, recipe
     from .module import BoosterModule
     from .run_folder import argument_error_line
-    from .study import _quiet_cli
 
     module_cls, data_cls, links = recipe(task)
     if not (isinstance(module_cls, type) and issubclass(module_cls, BoosterModule)):
@@ -149,7 +152,7 @@ def check_usable(config: str, task: str, run_cfg: dict, overrides: list[str]) ->
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
         try:
-            with _quiet_cli():
+            with quiet_cli():
                 ParseOnly(module_cls, data_cls, run=False, args=["--config", str(path), *overrides],
                           seed_everything_default=0, save_config_callback=None,
                           parser_kwargs={"prog": "booster study", "exit_on_error": False})
@@ -237,3 +240,18 @@ def resolve_backbones(specs: list[BackboneSpec]) -> list[BackboneSpec]:
                                 None if fingerprint is None else str(fingerprint)))
         del bb
     return out
+
+
+@contextlib.contextmanager
+def quiet_cli():
+    """LightningCLI inside a study: no device lines and tips per run, and the arguments given explicitly."""
+    import lightning.pytorch  # noqa: F401  (its loggers exist from here on)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("lightning")] + ["lightning"]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(LeafSpec|smaller than the logging interval).*")
+            yield
+    finally:
+        sys.argv = argv
