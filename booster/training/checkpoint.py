@@ -13,6 +13,7 @@ keyword arguments, the backbone by :func:`booster.backbone.load_backbone`, and i
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -113,6 +114,21 @@ def read_model_file(path: str | Path, option: str = "model file") -> tuple[dict,
     if raw is None:
         raise CheckpointError(f"{str(p)!r} is a safetensors file but not a muq-booster model file (no metadata)")
     return json.loads(raw), state
+
+
+def checkpoint_header(path: str | Path, option: str = "checkpoint") -> tuple[dict | None, dict]:
+    """``(muq-booster meta, hyper_parameters)`` of a recipe checkpoint, read once per file version (the CLI asks
+    for them twice before Lightning loads the file itself: a 1 GB checkpoint is then checked and read once)."""
+    p = Path(path).expanduser()
+    st = p.stat() if p.is_file() else None
+    return _header(str(p.resolve()) if st else str(p), st.st_size if st else -1, st.st_mtime_ns if st else -1,
+                   option)
+
+
+@functools.lru_cache(maxsize=4)
+def _header(path: str, size: int, mtime_ns: int, option: str) -> tuple[dict | None, dict]:
+    ckpt = read_checkpoint(path, option)
+    return ckpt.get(CKPT_KEY), dict(ckpt.get("hyper_parameters") or {})
 
 
 def read_checkpoint(path: str | Path, option: str = "checkpoint") -> dict:

@@ -220,8 +220,8 @@ def make_cli_class(links: tuple[str, ...], check_folder: bool = False, fits: boo
             ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
             if not ckpt_path or not Path(ckpt_path).is_file():
                 return
-            from booster.training.checkpoint import read_checkpoint
-            hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters") or {})
+            from booster.training.checkpoint import checkpoint_header
+            hparams = dict(checkpoint_header(ckpt_path, "--ckpt_path")[1])
             hparams.pop("_instantiator", None)
             for key in explicit_options(sys.argv[2:], "model"):
                 hparams.pop(key, None)
@@ -360,10 +360,8 @@ def check_ckpt_path(args: list[str], task: str) -> list[str]:
         ckpt = str(last)
         args = [a for a in args if not a.startswith("--ckpt_path=")]
         args = [ckpt if i and args[i - 1] == "--ckpt_path" else a for i, a in enumerate(args)]
-    from booster.fsutil import check_checkpoint_file
-    from booster.training.checkpoint import check_meta, read_checkpoint
-    check_checkpoint_file(ckpt, "--ckpt_path")
-    meta = check_meta(read_checkpoint(ckpt).get("booster"), what=f"--ckpt_path {ckpt!r}", task=task)
+    from booster.training.checkpoint import check_meta, checkpoint_header
+    meta = check_meta(checkpoint_header(ckpt, "--ckpt_path")[0], what=f"--ckpt_path {ckpt!r}", task=task)
     conflicts = checkpoint_conflicts(args, meta)
     if conflicts:
         raise ConfigError(f"--ckpt_path {ckpt!r} contradicts the options given: " + "; ".join(conflicts)

@@ -145,11 +145,11 @@ class Separator(ChunkedInference):
         ``segment``: chunk length in seconds (default: :func:`inference_segment`); ``options``: the kit's
         ``context`` / ``feature_dtype``."""
         p = Path(src).expanduser()
-        if p.suffix == ".ckpt" or (p.exists() and p.suffix != ".safetensors"):
+        if p.exists() and p.suffix not in (".ckpt", ".safetensors"):   # (a .ckpt is checked when it is read)
             from booster.fsutil import check_checkpoint_file
             check_checkpoint_file(p, "--model")     # empty / truncated / not a checkpoint: one line
         if p.suffix in (".ckpt", ".safetensors") or p.exists():
-            model, meta = load_model(p, task=TASK, device=device)
+            model, meta = load_model(p, task=TASK, device=device, option="--model")
         else:
             model, meta = _published(str(src))
             model = model.to(device).eval()
