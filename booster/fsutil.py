@@ -223,16 +223,26 @@ def output_dir(path: str | os.PathLike, option: str = "-o") -> Iterator[Path]:
     the folders this call created that are still empty (a command that failed before its first output,
     or wrote none, leaves no empty folder behind). Folders that existed before are never removed."""
     path = Path(path).expanduser()
-    created = [p for p in (path, *path.parents) if not p.exists()]    # deepest first
+    created = missing_folders(path)
     check_output_dir(path, option)
     try:
         yield path
     finally:
-        for p in created:
-            try:
-                p.rmdir()            # only an empty folder; a failure means something is in it: keep it
-            except OSError:
-                break
+        remove_if_empty(created)
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, deepest first (what making ``path`` creates)."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty; one that holds anything stops it."""
+    for p in folders:
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
 
 def unique_output_names(files: Iterable[str | os.PathLike], roots: Iterable[str | os.PathLike] = ()) -> dict[Path, str]:

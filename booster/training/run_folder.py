@@ -41,20 +41,18 @@ _CREATED: list[Path] = []   # folders check_root made in this process (deepest f
 def check_root(root: Path) -> None:
     """``root`` can hold the run's files (made when missing): else one line naming the option. The folders
     it makes are remembered: :func:`remove_created_if_empty` takes them back when the command fails."""
-    from booster.fsutil import check_output_dir
+    from booster.fsutil import check_output_dir, missing_folders
     root = Path(root)
-    _CREATED[:] = [p for p in (root, *root.parents) if not p.exists()]
+    _CREATED[:] = missing_folders(root)
     check_output_dir(root, ROOT_OPTION)
 
 
 def remove_created_if_empty(forget_only: bool = False) -> None:
     """A command that failed before writing anything leaves no empty run folder behind (folders that existed
     before are never touched; one that holds anything is kept). ``forget_only``: the command succeeded."""
-    for p in ([] if forget_only else _CREATED):
-        try:
-            p.rmdir()
-        except OSError:
-            break
+    from booster.fsutil import remove_if_empty
+    if not forget_only:
+        remove_if_empty(_CREATED)
     _CREATED.clear()
 
 
