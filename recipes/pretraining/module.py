@@ -80,14 +80,15 @@ class TokenizerModule(L.LightningModule):
     """Stage 1: fit a :class:`MelRVQ` to the (mel or teacher-layer) frames of random crops."""
 
     def __init__(self, tokenizer: dict | None = None, stat: dict | None = None, teacher: str | None = None,
-                 teacher_layer: int | None = None, lr: float = 2e-3):
+                 teacher_layer: int | None = None, lr: float = 2e-3, teacher_model=None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["teacher_model"])   # ``teacher_model``: ``teacher`` already loaded
         self.front = mel_frontend(stat) if teacher is None else None
         self.teacher = None
         if teacher is not None:
             from ...muq import load_backbone
-            object.__setattr__(self, "teacher", load_backbone(teacher).eval())
+            model = teacher_model if teacher_model is not None else load_backbone(teacher)
+            object.__setattr__(self, "teacher", model.eval())
         self.rvq = MelRVQ(TokenizerConfig(**(tokenizer or {})))
         self._initialised = False
 

@@ -105,7 +105,7 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
     if (run / "checkpoints" / "last.ckpt").is_file():
         raise ConfigError(f"{str(run)!r} already holds an encoder trained on its tokenizer; a new tokenizer "
                           "would change its targets. Use another --run (or delete that run folder)")
-    input_dim = 512
+    input_dim, source = 512, None
     if teacher is not None:
         from ...features import resolve_layers
         from ...muq import load_backbone
@@ -124,7 +124,8 @@ def run_tokenizer(data, run, *, seconds: float = 8.0, batch_size: int = 8, steps
         write_text(stat_path, json.dumps(stat, indent=2))
     tok = {"input_dim": input_dim, "num_levels": levels, "codebook_size": codebook_size, "code_dim": code_dim,
            "source": "mel" if teacher is None else f"layer:{teacher_layer}", "teacher": teacher}
-    module = TokenizerModule(tokenizer=tok, stat=stat, teacher=teacher, teacher_layer=teacher_layer, lr=lr)
+    module = TokenizerModule(tokenizer=tok, stat=stat, teacher=teacher, teacher_layer=teacher_layer, lr=lr,
+                             teacher_model=source)   # loaded once, above
     trainer = _trainer(run / "tokenizer_run", steps, precision, 1, max(1, steps // 3), 60, None,
                        use_distributed_sampler=False)   # the ResumableLoader shards by rank itself
     trainer.fit(module, train, val)
