@@ -9,7 +9,11 @@ of that set three ways: plain, boosted by the teacher, and boosted by the teache
 by ``--shift`` seconds (a wrapper; the features no longer line up with the audio). Expected: boosted well
 above plain, and the shift losing most of the gain.
 
-Task ``transcription`` (the only one implemented): monophonic bass lines rendered by the project's numpy
+Tasks ``separation`` and ``mixing`` live in ``transfer_separation.py`` / ``transfer_mixing.py`` beside this
+file (each: ``DEFAULTS``, the settings it overrides, and ``run(args) -> dict``, the report without
+``config``); they share :func:`delay`, :func:`param_groups` and :func:`summary` from here.
+
+Task ``transcription``: monophonic bass lines rendered by the project's numpy
 synthesiser (:func:`booster.data.numpy_synth.render_numpy`, GM bass), host and teacher the shallow
 transcriber (``booster.adapters.onsets_frames``, back end ``shallow``, injection at ``input_proj``), metric
 the frame F1 of the frame head (threshold 0.5) on held-out clips. The teacher's hidden states are its
@@ -36,7 +40,7 @@ from torch import nn
 
 SR, HOP = 16000, 512            # 31.25 frames per second
 PITCHES = (36, 59)              # two octaves of bass
-TASKS = ("transcription",)      # separation and mixing: not implemented yet (issue 20 item 1)
+TASKS = ("separation", "transcription", "mixing")
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -90,11 +94,30 @@ class TeacherStates(nn.Module):
     def forward(self, wav: torch.Tensor):
         m = self.transcriber
         pre = m.input_proj(m.norm(m.spectrogram(wav)))            # [B, T, D]
-        states = (pre, torch.relu(pre))
-        if self.delay:
-            d = min(self.delay, pre.shape[1])
-            states = tuple(torch.cat([torch.zeros_like(s[:, :d]), s[:, :s.shape[1] - d]], 1) for s in states)
-        return states
+        return delay((pre, torch.relu(pre)), self.delay)
+
+
+def delay(states: tuple, frames: int, dim: int = 1) -> tuple:
+    """Each state shifted ``frames`` later along ``dim`` (time): the first ``frames`` are zeros, the last
+    ``frames`` are dropped, the length is kept. ``frames`` 0: unchanged."""
+    if not frames:
+        return tuple(states)
+    out = []
+    for s in states:
+        d = min(int(frames), s.shape[dim])
+        out.append(torch.cat([torch.zeros_like(s.narrow(dim, 0, d)), s.narrow(dim, 0, s.shape[dim] - d)], dim))
+    return tuple(out)
+
+
+def param_groups(model: nn.Module, lr: float, adapter_lr: float | None = None) -> list[dict]:
+    """AdamW groups: the trainable host parameters at ``lr``, a boosted model's adapters at ``adapter_lr``
+    (default ``lr``)."""
+    adapters = {id(p) for p in model.adapter_parameters()} if hasattr(model, "adapter_parameters") else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in adapters], "lr": lr}]
+    if adapters:
+        groups.append({"params": [p for p in trainable if id(p) in adapters], "lr": adapter_lr or lr})
+    return groups
 
 
 def as_backbone(teacher: nn.Module, *, shift: float = 0.0, name: str = "teacher"):
@@ -111,12 +134,7 @@ def train(model: nn.Module, audio: torch.Tensor, targets: dict, *, steps: int, b
     """AdamW on the trainable parameters, ``steps`` minibatches drawn by ``seed`` (same order for every arm);
     the adapters of a boosted model at ``adapter_lr`` (default ``lr``)."""
     from booster.adapters.onsets_frames import loss
-    adapters = {id(p) for p in model.adapter_parameters()} if hasattr(model, "adapter_parameters") else set()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if id(p) not in adapters], "lr": lr}]
-    if adapters:
-        groups.append({"params": [p for p in trainable if id(p) in adapters], "lr": adapter_lr or lr})
-    opt = torch.optim.AdamW(groups)
+    opt = torch.optim.AdamW(param_groups(model, lr, adapter_lr))
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)          # dropout masks: the same for every arm of a seed
     model.train()
@@ -190,7 +208,7 @@ def transcription(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="transcription", choices=("separation", "transcription", "mixing"))
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3)")
     p.add_argument("--full", type=int, default=96, help="clips in the full training set (the teacher's)")
     p.add_argument("--small", type=int, default=6, help="clips the host is trained on (the small fraction)")
     p.add_argument("--test", type=int, default=32, help="held-out clips scored")
@@ -203,13 +221,25 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=32, help="shallow transcriber hidden size (host and teacher)")
     p.add_argument("--shift", type=float, default=0.5, help="delay of the shifted teacher's features (s)")
     p.add_argument("--threads", type=int, default=2)
+    # every option's default is the task's: transcription's are the ones above, another task's module
+    # overrides them with its DEFAULTS (an option the user gives always wins)
+    given = {a.dest for a in p._actions if a.dest != "help"}
+    base = {a.dest: a.default for a in p._actions if a.dest != "help"}
+    base["seeds"] = 3
+    p.set_defaults(**{k: None for k in given if k != "task"})
     args = p.parse_args()
-    if args.task not in TASKS:
-        p.error(f"--task {args.task} is not implemented yet; implemented: {', '.join(TASKS)}")
+    module = None
+    if args.task != "transcription":
+        import importlib
+        module = importlib.import_module(f"transfer_{args.task}")
+    defaults = {**base, **(getattr(module, "DEFAULTS", {}) if module else {})}
+    for k, v in defaults.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
     if not 0 < args.small <= args.full:
         p.error("--small must be between 1 and --full")
     torch.set_num_threads(args.threads)
-    report = transcription(args)
+    report = module.run(args) if module else transcription(args)
     report["config"] = vars(args)
     print(json.dumps(report))
 
