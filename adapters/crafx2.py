@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from booster.errors import ConfigError
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 from booster.models.crafx2 import CRAFx2
 
 from .mix_wave_unet import mixer_plugin_parts, task_kwargs

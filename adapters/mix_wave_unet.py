@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from booster.errors import ConfigError
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 from booster.models.mix_wave_unet import MixWaveUNet
 
 NAME = PRESET = "mix_wave_unet"

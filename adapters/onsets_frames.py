@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from booster.errors import ConfigError
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 from booster.models.transcriber import OnsetsAndFrames, ShallowTranscriber, _Transcriber
 from booster.models.transcriber import build_transcriber
 from booster.models.transcriber import from_architecture as _from_architecture

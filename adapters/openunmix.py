@@ -30,7 +30,7 @@ from openunmix.model import OpenUnmix, Separator
 from torch import nn
 
 from booster.errors import CheckpointError, ConfigError
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 
 PRESET = NAME = "openunmix"
 # Small Open-Unmix: 512-point STFT, 16 hidden units, 1 LSTM layer, 128 bins fed to the network.

@@ -3,19 +3,41 @@
 Public API (see README): :class:`MuQ`, :class:`TorchBackbone` (bring your own backbone), :class:`Features`,
 :func:`inject`, :func:`save_adapters`, :func:`load_adapters`; the backbone contract in :mod:`booster.backbone`;
 the recipe kit in :mod:`booster.training`.
+
+The names are loaded on first use (PEP 562), so that importing a torch-free part of the package — the ONNX
+runner :mod:`booster.export.runner`, :mod:`booster.errors` — never imports torch. The injection code lives
+in :mod:`booster.injection`; ``booster.inject`` is its function.
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .errors import BoosterError  # noqa: E402
-from .features import Features  # noqa: E402
-from .muq import MuQ, MuQConfig  # noqa: E402
-from .torch_backbone import TorchBackbone  # noqa: E402
+# public name -> (submodule, attribute)
+_LAZY = {
+    "BoosterError": ("errors", "BoosterError"),
+    "Features": ("features", "Features"),
+    "MuQ": ("muq", "MuQ"),
+    "MuQConfig": ("muq", "MuQConfig"),
+    "TorchBackbone": ("torch_backbone", "TorchBackbone"),
+    "Site": ("injection", "Site"),
+    "inject": ("injection", "inject"),
+    "save_adapters": ("adapter_io", "save_adapters"),
+    "load_adapters": ("adapter_io", "load_adapters"),
+}
+__all__ = ["MuQ", "MuQConfig", "TorchBackbone", "Features", "BoosterError", "Site", "inject", "save_adapters",
+           "load_adapters", "__version__"]
 
-__all__ = ["MuQ", "MuQConfig", "TorchBackbone", "Features", "BoosterError", "__version__"]
 
-# booster.inject is imported eagerly so that the function `booster.inject` (not the module of the
-# same name) is what the package attribute holds.
-from .inject import Site, inject  # noqa: E402
-from .adapter_io import load_adapters, save_adapters  # noqa: E402
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value          # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ += ["Site", "inject", "save_adapters", "load_adapters"]
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,7 +1,9 @@
 """Adapter files: ``<path>.safetensors`` (adapter weights only) + ``<path>.json`` (description).
 
 The JSON holds the format name and version, the sites, channels, layers, fusion, host class, preset and
-backbone identity. Loading checks every one of them against the model and backbone it is given.
+backbone identity, and the LoRA settings (rank, alpha, dropout, targets) when the host has LoRA
+(:mod:`booster.lora`; its weights are ``lora.<target>.lora_A`` / ``.lora_B`` in the safetensors file).
+Loading checks every one of them against the model and backbone it is given.
 """
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from torch import nn
 
 from .backbone import check_identity, identity
 from .errors import ConfigError
-from .inject import Boosted, Site, find_module, infer_channels
+from .injection import Boosted, Site, find_module, infer_channels
+from .lora import apply_config, load_lora_state_dict, lora_config, lora_state_dict, remove_lora
 from .plugins import load_plugin
 
 FORMAT = "muq-booster-adapters"
 FORMAT_VERSION = 1
+LORA_PREFIX = "lora."   # the host's LoRA weights in the adapter file: "lora.<target>.lora_A" / ".lora_B"
 
 
 def _host_class(host: nn.Module) -> str:
@@ -33,8 +37,9 @@ def _paths(path):
 def save_adapters(boosted: Boosted, path) -> tuple:
     """Write the adapters of ``boosted`` as ``<path>.safetensors`` (adapter weights only: no host, no
     backbone) and ``<path>.json`` (format version, sites, layers, fusion, host class, backbone identity).
-    ``path`` may end in ``.safetensors``. Returns the two paths. Host weights are not saved: if the host
-    was trained too (``train_host=True``), save its ``state_dict()`` separately."""
+    ``path`` may end in ``.safetensors``. Returns the two paths. Host weights are not saved, except a LoRA on
+    the host (:func:`booster.lora.add_lora`: its A/B matrices and settings, a few MB for a 70-M-parameter host);
+    if the host itself was trained too (``train_host=True``), save its ``state_dict()`` separately."""
     import json
 
     from safetensors.torch import save_file
@@ -44,6 +49,8 @@ def save_adapters(boosted: Boosted, path) -> tuple:
     st_path, js_path = _paths(path)
     st_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in boosted.adapters.state_dict().items()}
+    lora = lora_config(boosted)
+    tensors.update({LORA_PREFIX + k: v.cpu().contiguous() for k, v in lora_state_dict(boosted).items()})
     bb = boosted.backbone
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "host_class": _host_class(boosted.host),
             "preset": boosted.preset, "layers": list(boosted.layers),
@@ -52,6 +59,8 @@ def save_adapters(boosted: Boosted, path) -> tuple:
             "sample_rate": boosted.sample_rate_override,
             "backbone": identity(bb),
             "weights": st_path.name}
+    if lora is not None:
+        meta["lora"] = lora
     from .fsutil import atomic_path, write_text
     with atomic_path(st_path) as tmp:   # a killed write leaves the old file (and no partial one)
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
@@ -89,7 +98,9 @@ def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Call
     ``backbone`` (same hidden size, depth and weight fingerprint: the one policy of
     :func:`booster.backbone.check_identity`; ``allow_other_weights=True`` accepts other weights of the same
     shape). Files written for a preset (``booster.adapters.htdemucs``/``openunmix``/...) are rebuilt through
-    that preset, so e.g. a demucs ``BagOfModels`` is accepted again. Raises
+    that preset, so e.g. a demucs ``BagOfModels`` is accepted again. A file with LoRA puts the same LoRA on the
+    host (its own weights frozen) and loads its weights: a fresh host with the published weights becomes exactly
+    the saved model. Raises
     :class:`~booster.errors.CheckpointError` on any mismatch."""
     from safetensors.torch import load_file
 
@@ -134,10 +145,22 @@ def load_adapters(model: nn.Module, backbone: nn.Module, path, *, input_fn: Call
         state = load_file(str(st_path))
     except Exception as e:   # safetensors' own error type: damaged file
         raise CheckpointError(f"adapter file {str(st_path)!r} is damaged ({type(e).__name__}: {e})") from None
+    lora = {k[len(LORA_PREFIX):]: state.pop(k) for k in [k for k in state if k.startswith(LORA_PREFIX)]}
+    added = False
     try:
         boosted.adapters.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+        if meta.get("lora") is not None:
+            apply_config(host, meta["lora"], what=str(st_path))
+            added = True
+            load_lora_state_dict(host, lora, what=f"the LoRA weights in {st_path}")
+        elif lora:
+            raise CheckpointError(f"{st_path} holds LoRA weights but its description no LoRA settings")
+    except (RuntimeError, CheckpointError) as e:
         boosted.remove()
+        if added:
+            remove_lora(host)   # the caller's host is left without the LoRA added here
+        if isinstance(e, CheckpointError):
+            raise
         raise CheckpointError(f"adapter weights in {st_path} do not fit this model: {e}") from None
     p = next(host.parameters(), None)
     return boosted.to(p.device) if p is not None else boosted

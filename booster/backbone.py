@@ -178,7 +178,7 @@ def backbone_features(backbone, wav, sample_rate: int, layers=None, *, out_devic
     """The one live-extraction path: ``Features`` (``hidden`` ``[B, L, T, D]``) of ``wav`` (``[S]``,
     ``[C, S]`` or ``[B, C, S]`` at ``sample_rate``) through the backbone's own ``extract``.
 
-    Every caller (training's live features, :class:`booster.inject.Boosted`'s live path, chunked
+    Every caller (training's live features, :class:`booster.injection.Boosted`'s live path, chunked
     inference, the feature cache) comes here, so what MuQ sees is resampled and band-limited the same way
     everywhere. The booster's freezing policy holds: a backbone found in training mode is put back in eval
     mode; no autograd graph is built. ``out_device`` / ``out_dtype``: where the features are kept (e.g.

@@ -1,6 +1,6 @@
 """What the kit needs from a (possibly) boosted model: host, backbone, layers, features in, state out.
 
-A model is either a plain host or a :class:`booster.inject.Boosted` wrapper around one; these helpers
+A model is either a plain host or a :class:`booster.injection.Boosted` wrapper around one; these helpers
 work for both, so recipes never test for boosting themselves.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 
 from booster.errors import CheckpointError, ConfigError
 from booster.features import Features
-from booster.inject import Boosted
+from booster.injection import Boosted
 
 
 def is_boosted(model: nn.Module) -> bool:

@@ -9,7 +9,7 @@ Tensors come back on the device they were given; the model runs where its parame
 **Train = inference (the context policy).** A boosted model's backbone features are computed the way
 training computed them, in every task: from the host chunk's own audio at the host's sample rate and
 channels, through the backbone's own ``extract(wav, host_rate)`` (:func:`booster.backbone.backbone_features`,
-called by :class:`booster.inject.Boosted`'s live path), with the chunk length defaulting to the training crop
+called by :class:`booster.injection.Boosted`'s live path), with the chunk length defaulting to the training crop
 (``meta["segment"]``, see :func:`inference_segment`). This is ``context="chunk"``, the default. It was chosen
 from a measurement (``benchmarks/context_policy.py``, a 40-s synthetic song): features of a training crop
 computed alone differ from the same frames sliced from whole-track features (MuQ's 30-s windows) by a

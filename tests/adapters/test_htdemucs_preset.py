@@ -85,7 +85,7 @@ def test_pretrained_repo_bag_and_apply_model(demucs_repo, debug_muq, tmp_path):
     bag = get_model("bag1", repo=demucs_repo)
     assert isinstance(bag, BagOfModels)
     b = randomise(htdemucs.boost(bag, debug_muq, layers=[12]))
-    from booster.inject import Boosted
+    from booster.injection import Boosted
     assert isinstance(b, Boosted) and b.host is bag.models[0]
     x = mix(2.3, batch=1)
     out = apply_model(b, x, split=True, overlap=0.25, shifts=1)

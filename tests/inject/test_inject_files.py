@@ -53,7 +53,7 @@ def test_refuses_mismatches(tmp_path, tiny_host, debug_muq):
     js.write_text(js.read_text().replace('"format_version": 99', '"format_version": 1'))
     with pytest.raises(CheckpointError, match="fingerprint"):       # one policy: other weights refused
         booster.load_adapters(TinyHost(), MuQ.debug(seed=5), path)
-    from booster.inject import Boosted
+    from booster.injection import Boosted
     assert isinstance(booster.load_adapters(TinyHost(), MuQ.debug(seed=5), path, allow_other_weights=True), Boosted)
 
 

@@ -3,7 +3,7 @@ through a 1-D conv net). Saved as adapters/tiny_mask.py it would be `--model.hos
 import torch
 from torch import nn
 
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 
 NAME = "tiny_mask"
 
