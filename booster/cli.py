@@ -14,7 +14,7 @@ import sys
 from .errors import BoosterError
 
 # Module names under booster.commands, in the order they appear in ``booster --help``.
-COMMANDS = ["demo", "features", "synth", "separate", "transcribe", "mix", "train", "pretrain", "compare",
+COMMANDS = ["demo", "features", "synth", "separate", "transcribe", "mix", "export", "train", "pretrain", "compare",
             "study", "plot"]
 
 
