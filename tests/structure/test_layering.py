@@ -69,7 +69,7 @@ MODULES = all_modules()
 
 def test_every_module_is_walked():
     layers = {_layer(m) for m in MODULES}
-    assert layers == {"core", "training", "recipes", "commands", "adapters"}
+    assert layers == {"core", "training", "recipes", "commands", "adapters", "export"}
     assert {"booster.adapter_io", "booster.plugins", "booster.training.cli", "booster.recipes.separation.module",
             "booster.adapters.htdemucs", *CORE_PACKAGES} <= set(MODULES)
 
