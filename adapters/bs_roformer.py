@@ -20,7 +20,7 @@ from bs_roformer import BSRoformer
 from torch import nn
 
 from booster.errors import CheckpointError, ConfigError
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 
 PRESET = NAME = "bs_roformer"
 # Tiny BS-RoFormer: 512-point STFT (257 bins in 16 bands), D=16, one time + one frequency transformer.

@@ -28,7 +28,7 @@ from torch import nn
 
 from booster import hub
 from booster.errors import CheckpointError, ConfigError, DownloadError
-from booster.inject import Boosted, Site
+from booster.injection import Boosted, Site
 
 PRESET = NAME = "htdemucs"
 # Small HTDemucs: 3 encoder levels, 8 channels, 1 cross-transformer layer (~95 k parameters). Three levels, not
@@ -157,9 +157,9 @@ def boost(model: nn.Module, backbone: nn.Module, *, layers=None, transformer: bo
 
     ``layers``: MuQ hidden-state indices (default all). ``transformer``: inject into both inputs of the
     cross-domain transformer. ``encoder`` / ``tencoder``: indices of frequency / time encoder layers
-    whose outputs also get features. ``sites``: explicit :class:`~booster.inject.Site` list instead.
+    whose outputs also get features. ``sites``: explicit :class:`~booster.injection.Site` list instead.
     ``fusion``: ``"add"`` or ``"film"``. ``train_host``: train the HTDemucs with the adapters (default True; False freezes it).
-    Returns a :class:`~booster.inject.Boosted` (or, for a bag of several models without ``member``, a
+    Returns a :class:`~booster.injection.Boosted` (or, for a bag of several models without ``member``, a
     ``BagOfModels`` of them, each saved separately with ``booster.save_adapters``).
     """
     from demucs.apply import BagOfModels
