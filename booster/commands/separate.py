@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="fail on a WAV holding fewer frames than its header says (default: warn)")
     p.add_argument("--export", metavar="FILE", help="also save the separator as one .safetensors file")
+    p.add_argument("--merge-lora", action="store_true",
+                   help="fold a LoRA host's update into its weights first (the model, and an --export file, then "
+                        "hold no LoRA modules; outputs unchanged)")
     p.add_argument("--keep-going", action="store_true", help="skip inputs that fail instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import audio
     from ..fsutil import output_dir, unique_output_names
+    from ..lora import merge_lora
     from ..recipes.separation.inference import Separator
     from ..training.device import resolve_device
 
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     with output_dir(args.output, "-o") as out:
         sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch,
                              segment=args.segment)
+        if args.merge_lora:
+            merge_lora(sep.model)
         if args.export:
             print(f"saved separator to {sep.save(args.export)}")
         kind = "boosted " if sep.boosted else ""
