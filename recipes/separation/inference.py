@@ -28,16 +28,36 @@ PUBLISHED_HOST = "htdemucs"   # the host whose published names `--model NAME` me
 
 
 class Separator(ChunkedInference):
-    def __init__(self, model: torch.nn.Module, meta: dict, *, overlap: float = 0.25, batch_size: int = 4,
-                 cache=None, segment: float | None = None, **options):
+    def __init__(self, model: torch.nn.Module, meta: dict, *, overlap: float | None = None, batch_size: int = 4,
+                 cache=None, segment: float | None = None, tta: bool = False, **options):
         self.meta = meta
         self.sources = list(meta["sources"])
         host = boosting.host_of(model)
         segment = segment or inference_segment(model, meta, chunk_seconds(meta["host"]["name"], host,
                                                                           meta.get("segment", 10.0)))
+        overlap = default_overlap(meta) if overlap is None else overlap
         super().__init__(model, sample_rate=int(meta["sample_rate"]), channels=int(meta["channels"]),
                          segment=segment, overlap=overlap, batch_size=batch_size, cache=cache, **options)
         self.segment_seconds = segment
+        self.tta = bool(tta)
+        if self.tta:
+            self.forward = tta_forward(self.forward)
+
+    def stem_names(self, two_stems: str | None = None, stems: list[str] | None = None) -> list[str]:
+        """The stems a file gives: the model's sources, or ``[S, no_S]`` with ``two_stems`` S; ``stems``
+        keeps a subset of those (in the order given). An unknown name: one line naming the choices."""
+        from booster.errors import ConfigError
+        if two_stems is not None and two_stems not in self.sources:
+            raise ConfigError(f"--two-stems {two_stems!r} is not a source of this model ({', '.join(self.sources)})")
+        names = [two_stems, f"no_{two_stems}"] if two_stems else list(self.sources)
+        if stems is None:
+            return names
+        if not stems:
+            raise ConfigError("--stems needs at least one stem name (comma-separated)")
+        bad = [s for s in stems if s not in names]
+        if bad:
+            raise ConfigError(f"--stems {','.join(bad)}: not a stem of this model; its stems are {', '.join(names)}")
+        return list(dict.fromkeys(stems))
 
     def separate_tensor(self, mix: torch.Tensor, *, features=None, cached: bool = False,
                         progress: bool = False) -> torch.Tensor:
@@ -47,7 +67,8 @@ class Separator(ChunkedInference):
 
     def separate_file(self, path: str | Path, out_dir: str | Path, *, progress: bool = False,
                       subtype: str = "FLOAT", name: str | None = None, ext: str = ".wav",
-                      two_stems: str | None = None, shifts: int = 0, seed: int = 0) -> dict[str, Path]:
+                      two_stems: str | None = None, shifts: int = 0, seed: int = 0,
+                      stems: list[str] | None = None) -> dict[str, Path]:
         """Separate an audio file (any rate / channel count) into ``out_dir/<name>/<source><ext>``
         (``name``: default the file name without extension) at the model's rate and channel count;
         returns ``{stem: path}``. Nothing is written for a file that fails: stems go to temporary files in
@@ -56,16 +77,16 @@ class Separator(ChunkedInference):
         ``ext`` ".wav" or ".flac" with a soundfile ``subtype`` (FLOAT, PCM_24, PCM_16). ``two_stems``: write
         that source and ``no_<source>`` (the sum of the others). ``shifts`` N > 0: demucs' random-shift
         trick, N passes on the input delayed by offsets drawn in [0, 0.5 s) from a generator seeded by
-        ``seed``, shifted back and averaged (holds the estimates of the track in memory)."""
+        ``seed``, shifted back and averaged (holds the estimates of the track in memory). ``stems``: write
+        only these of the stems above (:meth:`stem_names`). Test-time augmentation (``tta``) is per chunk."""
         import numpy as np
         import soundfile as sf
 
         from booster.fsutil import temp_name
 
-        if two_stems is not None and two_stems not in self.sources:
-            from booster.errors import ConfigError
-            raise ConfigError(f"--two-stems {two_stems!r} is not a source of this model ({', '.join(self.sources)})")
-        stems = [two_stems, f"no_{two_stems}"] if two_stems else list(self.sources)
+        every = self.stem_names(two_stems)
+        stems = self.stem_names(two_stems, stems)
+        keep = [every.index(s) for s in stems]
         reader = FileReader(path, self.sample_rate, self.channels)
         features = self.track_features(path) if not shifts else None
         out_dir = Path(out_dir)
@@ -79,7 +100,7 @@ class Separator(ChunkedInference):
             if two_stems:
                 j = self.sources.index(two_stems)
                 block = torch.stack([block[j], block.sum(0) - block[j]])
-            data = block.cpu().float().numpy()
+            data = block[keep].cpu().float().numpy()
             if not np.isfinite(data).all():
                 from booster.errors import AudioError
                 raise AudioError(f"the separator produced non-finite samples for {str(path)!r}")
@@ -139,11 +160,12 @@ class Separator(ChunkedInference):
         return save_model(path, self.model, self.meta)
 
     @classmethod
-    def load(cls, src: str | Path, *, overlap: float = 0.25, device="cpu", batch_size: int = 4,
-             segment: float | None = None, **options) -> "Separator":
+    def load(cls, src: str | Path, *, overlap: float | None = None, device="cpu", batch_size: int = 4,
+             segment: float | None = None, tta: bool = False, **options) -> "Separator":
         """From a ``.safetensors`` separator file, a recipe ``.ckpt`` or a published model name;
-        ``segment``: chunk length in seconds (default: :func:`inference_segment`); ``options``: the kit's
-        ``context`` / ``feature_dtype``."""
+        ``segment``: chunk length in seconds (default: :func:`inference_segment`); ``overlap``: default
+        :func:`default_overlap`; ``tta``: see :func:`tta_forward`; ``options``: the kit's ``context`` /
+        ``feature_dtype``."""
         p = Path(src).expanduser()
         if p.exists() and p.suffix not in (".ckpt", ".safetensors"):   # (a .ckpt is checked when it is read)
             from booster.fsutil import check_checkpoint_file
@@ -153,7 +175,41 @@ class Separator(ChunkedInference):
         else:
             model, meta = _published(str(src))
             model = model.to(device).eval()
-        return cls(model, meta, overlap=overlap, batch_size=batch_size, segment=segment, **options)
+        return cls(model, meta, overlap=overlap, batch_size=batch_size, segment=segment, tta=tta, **options)
+
+
+DEFAULT_OVERLAP = 0.25
+
+
+def default_overlap(meta: dict) -> float:
+    """Chunk overlap in [0, 1): the model's recorded ``meta["overlap"]`` (a converted MSST model records
+    its ``inference.num_overlap`` N as ``1 - 1/N``), else :data:`DEFAULT_OVERLAP`."""
+    import math
+    value = meta.get("overlap")
+    if value is None:
+        return DEFAULT_OVERLAP
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value)
+                                                                              and 0 <= value < 1):
+        raise CheckpointError(f"the model's recorded overlap must be a number in [0, 1), got {value!r}; "
+                              "pass --overlap")
+    return float(value)
+
+
+def tta_forward(forward):
+    """Test-time augmentation around ``forward(model, chunks [K, C, S]) -> [K, N, C, S]`` (MSST's
+    ``--use_tta``): the chunks as they are, with their channels swapped (stereo only) and with their
+    polarity inverted are each separated, the estimates un-augmented (channels swapped back, sign
+    flipped back) and averaged. Per chunk: the overlap-add is linear, so this equals averaging whole-track
+    passes. Mono: two passes (MSST reverses the channel order of a mono mix too, counting the original
+    twice)."""
+    def run(model, chunks: torch.Tensor) -> torch.Tensor:
+        total, n = forward(model, chunks).float(), 2
+        if chunks.shape[1] == 2:
+            total = total + forward(model, chunks.flip(1)).float().flip(-2)
+            n = 3
+        total = total - forward(model, -chunks).float()
+        return total / n
+    return run
 
 
 def _published(name: str) -> tuple[torch.nn.Module, dict]:
