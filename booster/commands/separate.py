@@ -6,7 +6,9 @@ long files). <track> is the file name without extension; inputs that would share
 their extension (OUT/song.flac/) or their folders (OUT/a/song/). Nothing is written for an input that
 fails. --model: a .ckpt from `booster fit`, a .safetensors separator file (--export), or a published
 demucs model name (htdemucs; needs demucs' download cache). Float WAV (the default) takes 10.6 MB per
-minute and stem at 44.1 kHz stereo; --int24, --int16 or --flac write smaller files.
+minute and stem at 44.1 kHz stereo; --int24, --int16 or --flac write smaller files. Chunks default to the
+model's training chunk and recorded overlap (--chunk-seconds, --overlap); --tta averages MSST's test-time
+augmentations; --stems writes a subset. See docs/separation.md, "Inference options".
 """
 from __future__ import annotations
 
@@ -26,10 +28,17 @@ def add_parser(sub) -> None:
     p.add_argument("--two-stems", metavar="SOURCE", help="write SOURCE and no_SOURCE (the sum of the others)")
     p.add_argument("--shifts", type=int, default=0,
                    help="average N passes over randomly shifted input (demucs' shift trick; default 0: none)")
-    p.add_argument("--segment", type=float, default=None,
-                   help="chunk length in seconds (default: a boosted model's training segment, so MuQ sees "
-                        "the context it was trained with; else the host's)")
-    p.add_argument("--overlap", type=float, default=0.25, help="chunk overlap in [0, 1) (default 0.25)")
+    p.add_argument("--stems", metavar="A,B", type=_names, default=None,
+                   help="write only these stems (comma-separated; with --two-stems: SOURCE and/or no_SOURCE)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation (MSST's): average the separations of the input, its channels "
+                        "swapped (stereo) and its polarity inverted (3x the work)")
+    p.add_argument("--chunk-seconds", type=float, default=None, metavar="S",
+                   help="chunk length in seconds (default: the model's training chunk, so a boosted model's "
+                        "MuQ sees the context it was trained with)")
+    p.add_argument("--segment", type=float, default=None, metavar="S", help="the same as --chunk-seconds")
+    p.add_argument("--overlap", type=float, default=None,
+                   help="chunk overlap in [0, 1) (default: the model's recorded overlap, else 0.25)")
     p.add_argument("--device", default=None,
                    help="torch device: cpu, cuda, cuda:N (default: cuda when available, else cpu)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="CPU threads (default: torch's)")
@@ -49,14 +58,26 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def _check(args: argparse.Namespace) -> None:
     from ..errors import ConfigError
     from ..fsutil import check_finite_option
-    check_finite_option(args.overlap, "--overlap", minimum=0.0)
-    if args.overlap >= 1:
-        raise ConfigError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if args.segment is not None:
-        check_finite_option(args.segment, "--segment", positive=True)
+    if args.overlap is not None:
+        check_finite_option(args.overlap, "--overlap", minimum=0.0)
+        if args.overlap >= 1:
+            raise ConfigError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if args.chunk_seconds is not None and args.segment is not None:
+        raise ConfigError("--segment is the old name of --chunk-seconds: pass one of them")
+    for opt, v in (("--chunk-seconds", args.chunk_seconds), ("--segment", args.segment)):
+        if v is not None:
+            check_finite_option(v, opt, positive=True)
+    if args.chunk_seconds is not None:
+        args.segment = args.chunk_seconds
+    if args.stems is not None and not args.stems:
+        raise ConfigError("--stems needs at least one stem name (comma-separated)")
     for opt, v in (("--shifts", args.shifts), ("--jobs", args.jobs), ("--batch", args.batch)):
         if v is not None and v < (0 if opt == "--shifts" else 1):
             raise ConfigError(f"{opt} must be {'>= 0' if opt == '--shifts' else 'positive'}, got {v}")
@@ -83,18 +104,20 @@ def run(args: argparse.Namespace) -> int:
     # an existing file / read-only folder: one line; a folder made here and left empty is removed again
     with output_dir(args.output, "-o") as out:
         sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch,
-                             segment=args.segment)
+                             segment=args.segment, tta=args.tta)
+        sep.stem_names(args.two_stems, args.stems)   # an unknown --two-stems / --stems: one line, before any work
         if args.merge_lora:
             merge_lora(sep.model)
         if args.export:
             print(f"saved separator to {sep.save(args.export)}")
         kind = "boosted " if sep.boosted else ""
         print(f"{kind}{sep.meta['host']['name']} -> {', '.join(sep.sources)} at {sep.sample_rate} Hz, "
-              f"{len(names)} file(s) on {device}", file=sys.stderr)
+              f"chunks of {sep.segment / sep.sample_rate:g} s overlapping {sep.overlap:g}"
+              f"{', tta' if sep.tta else ''}, {len(names)} file(s) on {device}", file=sys.stderr)
 
         def work(f, name):
             paths = sep.separate_file(f, out, progress=not args.no_progress, subtype=subtype, ext=ext, name=name,
-                                      two_stems=args.two_stems, shifts=args.shifts)
+                                      two_stems=args.two_stems, shifts=args.shifts, stems=args.stems)
             return Path(next(iter(paths.values()))).parent, ""
 
         with audio.strict_audio(args.strict):
