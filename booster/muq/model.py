@@ -147,10 +147,18 @@ class MuQ(nn.Module):
 
         Random weights carry no musical knowledge: use it to exercise the mechanics (shapes, training
         loops, files), not to expect better models."""
+        model = cls(MuQConfig.debug(depth=depth)).randomise_(seed)
+        model.name = f"muq-debug-seed{seed}"
+        model.requires_grad_(False)
+        return model
+
+    def randomise_(self, seed: int = 0) -> "MuQ":
+        """Replace every weight in place by deterministic random values from ``seed`` (the recipe of
+        :meth:`debug`, for any architecture): the random-backbone control of a study (``random:NAME``), whose
+        gain is capacity, not knowledge. Returns ``self``."""
         gen = torch.Generator().manual_seed(seed)
-        model = cls(MuQConfig.debug(depth=depth))
         with torch.no_grad():
-            for name, p in model.named_parameters():
+            for name, p in self.named_parameters():
                 if name.endswith("bias"):
                     p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
                 elif p.dim() == 1:  # norm scales
@@ -158,18 +166,16 @@ class MuQ(nn.Module):
                 else:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
-            for name, b in model.named_buffers():
+            for name, b in self.named_buffers():
                 if name.endswith("running_mean"):
                     b.copy_(0.1 * torch.randn(b.shape, generator=gen))
                 elif name.endswith("running_var"):
                     b.copy_(1.0 + 0.2 * torch.rand(b.shape, generator=gen))
             # Random attention averages all frames; at full scale, 12 such layers smooth every frame into
             # the same vector. Scaled down, the features keep following the input over time.
-            for layer in model.conformer.layers:
+            for layer in self.conformer.layers:
                 layer.self_attn.linear_out.weight.mul_(0.1)
-        model.name = f"muq-debug-seed{seed}"
-        model.requires_grad_(False)
-        return model
+        return self
 
     @classmethod
     def from_pretrained(cls, src: str | os.PathLike, *, revision: str | None = None,
@@ -185,7 +191,18 @@ class MuQ(nn.Module):
         save_pretrained(self, directory)
 
 
+RANDOM_PREFIX = "random:"
+
+
 def load_backbone(src: str | os.PathLike, seed: int = 0) -> MuQ:
     """What a ``--checkpoint`` / ``backbone:`` value names: ``"debug"`` (the tiny built-in MuQ, random
-    weights from ``seed``), a local directory in the official layout, or a hub id."""
-    return MuQ.debug(seed) if str(src) == "debug" else MuQ.from_pretrained(src)
+    weights from ``seed``), a local directory in the official layout, a hub id, or ``"random:SRC"``: the
+    architecture of SRC with random weights from ``seed`` (:meth:`MuQ.randomise_`), the control that tells
+    a backbone's knowledge from its capacity."""
+    text = str(src)
+    if text.startswith(RANDOM_PREFIX):
+        base = load_backbone(text[len(RANDOM_PREFIX):], seed)
+        base.randomise_(seed)
+        base.name = f"random-{base.name}-seed{seed}"
+        return base
+    return MuQ.debug(seed) if text == "debug" else MuQ.from_pretrained(src)

@@ -187,7 +187,10 @@ class BackboneSpec:
 
 def backbone_label(source: str, seed: int, is_path: bool) -> str:
     """A readable, unique, file-system-safe name: a plain name as it is (``muq-mini``), a path or hub id as
-    its last part plus 6 hex digits of the full value (``teacher-1a2b3c``); ``@SEED`` for a seed other than 0."""
+    its last part plus 6 hex digits of the full value (``teacher-1a2b3c``); ``@SEED`` for a seed other than 0;
+    the random-weights control ``random:NAME`` as ``random-<NAME's label>``."""
+    if source.startswith("random:") and source[7:]:
+        return "random-" + backbone_label(source[7:], seed, is_path)
     if not is_path and SAFE_NAME.fullmatch(source):
         base = source
     else:
@@ -210,10 +213,12 @@ def parse_backbones(text) -> list[BackboneSpec]:
             source, seed = head, int(tail)
             if seed >= 2 ** 32:
                 raise ConfigError(f"--backbones {item!r}: the seed after @ must be from 0 to {2 ** 32 - 1}")
-        local = source != "debug" and Path(source).expanduser().exists()
+        prefix = "random:" if source.startswith("random:") else ""   # random weights, the architecture of the rest
+        rest = source[len(prefix):]
+        local = rest != "debug" and Path(rest).expanduser().exists()
         if local:
-            source = str(Path(source).expanduser().resolve())
-        spec = BackboneSpec(item, source, seed, backbone_label(source, seed, local or "/" in source))
+            source = prefix + str(Path(rest).expanduser().resolve())
+        spec = BackboneSpec(item, source, seed, backbone_label(source, seed, local or "/" in rest))
         if (source, seed) in seen:
             raise ConfigError(f"--backbones names one backbone twice ({seen[source, seed]!r} and {item!r})")
         seen[source, seed] = item
