@@ -161,12 +161,18 @@ class Separator(ChunkedInference):
 
     @classmethod
     def load(cls, src: str | Path, *, overlap: float | None = None, device="cpu", batch_size: int = 4,
-             segment: float | None = None, tta: bool = False, **options) -> "Separator":
-        """From a ``.safetensors`` separator file, a recipe ``.ckpt`` or a published model name;
-        ``segment``: chunk length in seconds (default: :func:`inference_segment`); ``overlap``: default
-        :func:`default_overlap`; ``tta``: see :func:`tta_forward`; ``options``: the kit's ``context`` /
-        ``feature_dtype``."""
+             segment: float | None = None, tta: bool = False, checkpoint: str | Path | None = None,
+             model_type: str | None = None, **options) -> "Separator":
+        """From a ``.safetensors`` separator file, a recipe ``.ckpt``, a published model name, or an MSST
+        config (``.yaml``) with its ``checkpoint`` (:func:`booster.training.msst.load_msst`; ``model_type``
+        bs_roformer | mel_band_roformer, default the config's); ``segment``: chunk length in seconds
+        (default: :func:`inference_segment`); ``overlap``: default :func:`default_overlap`; ``tta``: see
+        :func:`tta_forward`; ``options``: the kit's ``context`` / ``feature_dtype``."""
         p = Path(src).expanduser()
+        if p.suffix in MSST_CONFIG_SUFFIXES or checkpoint is not None or model_type is not None:
+            model, meta = _msst(p, checkpoint, model_type)
+            return cls(model.to(device).eval(), meta, overlap=overlap, batch_size=batch_size, segment=segment,
+                       tta=tta, **options)
         if p.exists() and p.suffix not in (".ckpt", ".safetensors"):   # (a .ckpt is checked when it is read)
             from booster.fsutil import check_checkpoint_file
             check_checkpoint_file(p, "--model")     # empty / truncated / not a checkpoint: one line
@@ -179,6 +185,21 @@ class Separator(ChunkedInference):
 
 
 DEFAULT_OVERLAP = 0.25
+MSST_CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def _msst(config: Path, checkpoint, model_type: str | None) -> tuple[torch.nn.Module, dict]:
+    """An MSST config + checkpoint pair as ``(host, meta)``; a half pair is one line."""
+    from booster.errors import ConfigError
+    if config.suffix not in MSST_CONFIG_SUFFIXES:
+        given = "--checkpoint" if checkpoint is not None else "--type"
+        raise ConfigError(f"{given} goes with --model CONFIG.yaml (an MSST config); {str(config)!r} is not a "
+                          ".yaml file (a booster model file or .ckpt from `booster fit` is --model alone)")
+    if checkpoint is None:
+        raise ConfigError(f"--model {str(config)!r} is an MSST config: pass its weights with --checkpoint MODEL.ckpt")
+    from booster.training.msst import load_msst
+    model, meta = load_msst(config, checkpoint, model_type=model_type)
+    return model, meta
 
 
 def default_overlap(meta: dict) -> float:
