@@ -4,8 +4,9 @@ Inputs are audio files or folders (walked recursively), any sample rate and chan
 OUT/<track>/<source>.wav at the model's sample rate and channel count, chunk by chunk (bounded memory on
 long files). <track> is the file name without extension; inputs that would share it are told apart by
 their extension (OUT/song.flac/) or their folders (OUT/a/song/). Nothing is written for an input that
-fails. --model: a .ckpt from `booster fit`, a .safetensors separator file (--export), or a published
-demucs model name (htdemucs; needs demucs' download cache). Float WAV (the default) takes 10.6 MB per
+fails. --model: a .ckpt from `booster fit`, a .safetensors separator file (--export), a published
+demucs model name (htdemucs; needs demucs' download cache), or an MSST model as its CONFIG.yaml with
+--checkpoint MODEL.ckpt (what `booster convert msst` would import). Float WAV (the default) takes 10.6 MB per
 minute and stem at 44.1 kHz stereo; --int24, --int16 or --flac write smaller files. Chunks default to the
 model's training chunk and recorded overlap (--chunk-seconds, --overlap); --tta averages MSST's test-time
 augmentations; --stems writes a subset. See docs/separation.md, "Inference options".
@@ -24,7 +25,13 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio files or folders")
     p.add_argument("-o", "--output", required=True, help="output folder: OUT/<track>/<source>.wav")
-    p.add_argument("--model", required=True, help="separator: .ckpt, .safetensors or a demucs model name")
+    p.add_argument("--model", required=True,
+                   help="separator: .ckpt, .safetensors, a demucs model name, or an MSST CONFIG.yaml with --checkpoint")
+    p.add_argument("--checkpoint", metavar="MODEL.ckpt", default=None,
+                   help="the weights of an MSST --model CONFIG.yaml (BS-RoFormer or Mel-Band-RoFormer)")
+    p.add_argument("--type", dest="model_type", choices=("bs_roformer", "mel_band_roformer"), default=None,
+                   help="an MSST config's model type, as in `booster convert msst` (default: its "
+                        "training.model_type, else told by its keys)")
     p.add_argument("--two-stems", metavar="SOURCE", help="write SOURCE and no_SOURCE (the sum of the others)")
     p.add_argument("--shifts", type=int, default=0,
                    help="average N passes over randomly shifted input (demucs' shift trick; default 0: none)")
@@ -104,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     # an existing file / read-only folder: one line; a folder made here and left empty is removed again
     with output_dir(args.output, "-o") as out:
         sep = Separator.load(args.model, overlap=args.overlap, device=device, batch_size=args.batch,
-                             segment=args.segment, tta=args.tta)
+                             segment=args.segment, tta=args.tta, checkpoint=args.checkpoint,
+                             model_type=args.model_type)
         sep.stem_names(args.two_stems, args.stems)   # an unknown --two-stems / --stems: one line, before any work
         if args.merge_lora:
             merge_lora(sep.model)
