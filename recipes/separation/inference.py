@@ -75,7 +75,7 @@ class Separator(ChunkedInference):
         ``out_dir`` and move into ``<name>/`` only when the whole track succeeded.
 
         ``ext`` ".wav" or ".flac" with a soundfile ``subtype`` (FLOAT, PCM_24, PCM_16). ``two_stems``: write
-        that source and ``no_<source>`` (the sum of the others). ``shifts`` N > 0: demucs' random-shift
+        that source and ``no_<source>`` (the sum of the others; for a one-source model the mixture minus it). ``shifts`` N > 0: demucs' random-shift
         trick, N passes on the input delayed by offsets drawn in [0, 0.5 s) from a generator seeded by
         ``seed``, shifted back and averaged (holds the estimates of the track in memory). ``stems``: write
         only these of the stems above (:meth:`stem_names`). Test-time augmentation (``tta``) is per chunk."""
@@ -96,10 +96,17 @@ class Separator(ChunkedInference):
         fmt = "FLAC" if ext == ".flac" else "WAV"
         files = {}
 
+        written = [0]
+
         def emit(block: torch.Tensor) -> None:   # block [N, C, T]
             if two_stems:
                 j = self.sources.index(two_stems)
-                block = torch.stack([block[j], block.sum(0) - block[j]])
+                if len(self.sources) == 1:        # one source (MSST's target_instrument): the rest of the mix
+                    rest = reader(written[0], block.shape[-1]).to(block) - block[j]
+                else:
+                    rest = block.sum(0) - block[j]
+                written[0] += block.shape[-1]
+                block = torch.stack([block[j], rest])
             data = block[keep].cpu().float().numpy()
             if not np.isfinite(data).all():
                 from booster.errors import AudioError
