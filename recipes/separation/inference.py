@@ -75,10 +75,11 @@ class Separator(ChunkedInference):
         ``out_dir`` and move into ``<name>/`` only when the whole track succeeded.
 
         ``ext`` ".wav" or ".flac" with a soundfile ``subtype`` (FLOAT, PCM_24, PCM_16). ``two_stems``: write
-        that source and ``no_<source>`` (the sum of the others; for a one-source model the mixture minus it). ``shifts`` N > 0: demucs' random-shift
-        trick, N passes on the input delayed by offsets drawn in [0, 0.5 s) from a generator seeded by
-        ``seed``, shifted back and averaged (holds the estimates of the track in memory). ``stems``: write
-        only these of the stems above (:meth:`stem_names`). Test-time augmentation (``tta``) is per chunk."""
+        that source and ``no_<source>`` (the sum of the others; for a one-source model the mixture minus it).
+        ``shifts`` N > 0: demucs' random-shift trick, N passes on the input delayed by offsets drawn in
+        [0, 0.5 s) from a generator seeded by ``seed``, shifted back and averaged (holds the estimates of
+        the track in memory). ``stems``: write only these of the stems above (:meth:`stem_names`).
+        Test-time augmentation (``tta``) is per chunk."""
         import numpy as np
         import soundfile as sf
 
@@ -94,9 +95,7 @@ class Separator(ChunkedInference):
         folder = out_dir / (name or Path(path).stem)
         tmps = {s: temp_name(out_dir / f"{s}{ext}") for s in stems}
         fmt = "FLAC" if ext == ".flac" else "WAV"
-        files = {}
-
-        written = [0]
+        files, written = {}, [0]     # written: samples emitted so far
 
         def emit(block: torch.Tensor) -> None:   # block [N, C, T]
             if two_stems:
