@@ -228,7 +228,9 @@ def tta_forward(forward):
     polarity inverted are each separated, the estimates un-augmented (channels swapped back, sign
     flipped back) and averaged. Per chunk: the overlap-add is linear, so this equals averaging whole-track
     passes. Mono: two passes (MSST reverses the channel order of a mono mix too, counting the original
-    twice)."""
+    twice). A boosted model's live path gives each augmented chunk its own features; where features are
+    given (track features, the per-chunk cache) the original chunk's serve all three, which is the same:
+    MuQ hears the channels' mono mix through a magnitude spectrogram (swap- and sign-invariant)."""
     def run(model, chunks: torch.Tensor) -> torch.Tensor:
         total, n = forward(model, chunks).float(), 2
         if chunks.shape[1] == 2:
