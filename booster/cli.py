@@ -14,8 +14,8 @@ import sys
 from .errors import BoosterError
 
 # Module names under booster.commands, in the order they appear in ``booster --help``.
-COMMANDS = ["demo", "features", "synth", "separate", "transcribe", "mix", "export", "train", "pretrain", "compare",
-            "study", "plot"]
+COMMANDS = ["demo", "features", "synth", "separate", "transcribe", "mix", "export", "convert", "train", "pretrain",
+            "compare", "study", "plot"]
 
 
 class UsageError(BoosterError):

@@ -38,4 +38,10 @@ if ! "$PY" -c "import torch, torchaudio" 2>/tmp/muq-booster-setup-import.log; th
   echo "setup: install a tested pair: pip install -c constraints.txt torch torchaudio (see constraints.txt)" >&2
   exit 1
 fi
+# tests/msst compare converted MSST models with the module of MSST's layout: BS-RoFormer 0.4.1 (a pure-Python
+# wheel, imported by the tests from build/reference/ under another name; the installed bs-roformer stays)
+if [ ! -f build/reference/BS_RoFormer-0.4.1-py3-none-any.whl ]; then
+  echo "setup: downloading BS-RoFormer 0.4.1 (reference for tests/msst) into build/reference/"
+  "$PY" -m pip download -q --disable-pip-version-check --no-deps BS-RoFormer==0.4.1 -d build/reference
+fi
 "$PY" -c "import booster, torch, torchaudio; print(f'setup: muq-booster {booster.__version__}, torch {torch.__version__}, torchaudio {torchaudio.__version__}')"
