@@ -304,3 +304,10 @@ def _pretrained(name, repo, sources, sample_rate, channels, remedy: str = FIT_RE
                           f"{model.samplerate} Hz) but the recipe asks for {sources} ({channels} channels, "
                           f"{sample_rate} Hz); change sources/channels/sample_rate in the config")
     return model
+
+
+def onnx_form(model: nn.Module, chunk: int, *, boosted: bool = False) -> dict:
+    """How ``booster export`` makes this HTDemucs an ONNX graph (STFT / iSTFT in the runner):
+    :mod:`booster.adapters._onnx_htdemucs`."""
+    from ._onnx_htdemucs import onnx_form as form
+    return form(model, chunk, boosted=boosted)

@@ -252,3 +252,10 @@ def _pretrained(name, repo, sources, sample_rate, channels, overrides) -> nn.Mod
             raise CheckpointError(f"Open-Unmix weights for {s!r} do not match: missing {missing}, "
                                   f"unexpected {unexpected}")
     return sep
+
+
+def onnx_form(model: nn.Module, chunk: int, *, boosted: bool = False) -> dict:
+    """How ``booster export`` makes this separator an ONNX graph (STFT, phase and iSTFT in the runner):
+    :mod:`booster.adapters._onnx_openunmix`."""
+    from ._onnx_openunmix import onnx_form as form
+    return form(model, chunk, boosted=boosted)

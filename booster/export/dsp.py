@@ -9,8 +9,8 @@ host's STFT and inverse STFT run outside the graph, exactly as ``torch.stft`` / 
 ``in`` (a tensor name or a list of names) and ``out``; the runner keeps a table of named arrays: ``mix``
 (the chunk batch ``[B, C, S]``) first, then the graph's outputs, then what the steps write. Ops:
 
-``stft``     ``in`` ``[..., S]`` -> ``[..., F, T, 2]``. ``pad``: ``[left, right]`` samples padded first with
-             ``pad_mode`` ("reflect" or "constant"); then torch.stft with ``n_fft``, ``hop``, ``win_length``,
+``stft``     ``in`` ``[..., S]`` -> ``[..., F, T, 2]``. ``pads``: ``[[left, right, mode], ...]`` applied first,
+             in order (mode "reflect", edge excluded, or "constant": zeros); then torch.stft with ``n_fft``, ``hop``, ``win_length``,
              ``window`` ("hann": periodic, ``0.5 - 0.5 cos(2 pi n / win_length)``, zero-padded to ``n_fft``
              in the centre), ``center`` (pad ``n_fft // 2`` each side with ``center_pad_mode``),
              ``normalized`` (times ``n_fft ** -0.5``), onesided; then ``bins`` ``[lo, hi]`` and ``frames``
@@ -52,11 +52,13 @@ def _pad(x: np.ndarray, left: int, right: int, mode: str) -> np.ndarray:
 
 
 def stft(x: np.ndarray, *, n_fft: int, hop: int, win_length: int | None = None, window: str = "hann",
-         center: bool = True, center_pad_mode: str = "reflect", normalized: bool = False, pad=(0, 0),
-         pad_mode: str = "reflect", bins=None, frames=None, **_) -> np.ndarray:
+         center: bool = True, center_pad_mode: str = "reflect", normalized: bool = False, pads=(), bins=None,
+         frames=None, **_) -> np.ndarray:
     """``[..., S]`` -> ``[..., F, T, 2]`` float32 (see the module docstring)."""
     win_length = win_length or n_fft
-    x = _pad(np.asarray(x, np.float64), pad[0], pad[1], pad_mode)
+    x = np.asarray(x, np.float64)
+    for left, right, mode in pads:
+        x = _pad(x, left, right, mode)
     if center:
         x = _pad(x, n_fft // 2, n_fft // 2, center_pad_mode)
     count = 1 + (x.shape[-1] - n_fft) // hop
