@@ -14,7 +14,8 @@ members (or pass ``member=i`` to boost one). Boosted models work with ``demucs.a
 
 Host plug-in (``booster.plugins``): ``build`` (debug / full size, published demucs weights),
 ``architecture`` / ``from_architecture`` (demucs' own captured init arguments, as JSON), ``loss``
-(waveform L1, as demucs' solver), ``chunk_seconds`` (the model's training segment), ``from_published``.
+(waveform L1, as demucs' solver), ``chunk_seconds`` (the model's training segment), ``from_published``,
+``lora_targets`` (the cross-transformer's attention and feed-forward projections).
 """
 from __future__ import annotations
 
@@ -83,6 +84,13 @@ def site_channels(model: nn.Module, site: Site) -> int | None:
     if name in ("encoder", "tencoder") and index.isdigit() and site.where == "output":
         return getattr(model, name)[int(index)].conv.out_channels
     return None
+
+
+def lora_targets(model: nn.Module) -> list[str]:
+    """LoRA targets (:mod:`booster.lora`): the cross-domain transformer's attention (packed q/k/v and output
+    projections) and feed-forward linears."""
+    return [n for n, m in model.named_modules()
+            if n.startswith("crosstransformer.") and isinstance(m, (nn.Linear, nn.MultiheadAttention))]
 
 
 def io_functions(model: nn.Module) -> dict:

@@ -18,7 +18,9 @@ Optional: ``default_sites(model, **options)``, ``io_functions(model) -> {"input_
 ``prepare(model, **options) -> (host, Boosted kwargs)`` and ``site_channels(model, site)`` (used by
 ``booster.load_adapters``), ``loss(model, inputs, targets) -> Tensor`` (the host's own training output +
 loss; ``model`` may be the boosted wrapper, call it so the adapters run), ``chunk_seconds(model)`` (the
-chunk length the host wants at inference), ``from_published(name) -> nn.Module | None``.
+chunk length the host wants at inference), ``from_published(name) -> nn.Module | None``,
+``lora_targets(model) -> list[str]`` (names of the nn.Linear / nn.MultiheadAttention modules that
+``--model.lora_rank`` adapts; default every one, :mod:`booster.lora`).
 """
 from __future__ import annotations
 

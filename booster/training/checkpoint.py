@@ -5,7 +5,8 @@ and every exported model file (``.safetensors``) holds the same description in i
 
 ``{"format": "muq-booster-model", "format_version": 2, "task": ..., "host": {"name", "kwargs"},
 "boost": bool, "boost_kwargs": {...}, "backbone": "<src>", "backbone_seed": int,
-"backbone_identity": {...}, ...task fields (e.g. sources, sample_rate, channels, segment)}``.
+"backbone_identity": {...}, "lora": {"rank", "alpha", "dropout", "targets"} (only with LoRA on the host,
+:mod:`booster.lora`), ...task fields (e.g. sources, sample_rate, channels, segment)}``.
 
 Never pickled classes: the host is rebuilt by its plug-in (``booster.adapters.<name>``) from the JSON
 keyword arguments, the backbone by :func:`booster.backbone.load_backbone`, and its fingerprint checked by
@@ -22,6 +23,8 @@ from torch import nn
 
 from booster.backbone import check_identity, identity, load_backbone
 from booster.errors import CheckpointError
+
+from booster.lora import apply_config, lora_config
 
 from .boosting import backbone_of, is_boosted, load_trainable_state, trainable_state
 from .hosts import HostSpec, boost_host, host_from_spec
@@ -41,7 +44,14 @@ def describe(task: str, host: HostSpec, model: nn.Module, *, backbone: str | Non
     if is_boosted(model):
         meta.update(backbone=str(backbone), backbone_seed=int(backbone_seed),
                     boost_kwargs=dict(boost_kwargs or {}), backbone_identity=identity(backbone_of(model)))
-    return meta
+    return _with_lora(meta, model)
+
+
+def _with_lora(meta: dict, model: nn.Module) -> dict:
+    """``meta`` whose ``"lora"`` entry says the LoRA ``model`` has now (none: no entry; e.g. after merge_lora)."""
+    meta = {k: v for k, v in meta.items() if k != "lora"}
+    cfg = lora_config(model)
+    return {**meta, "lora": cfg} if cfg is not None else meta
 
 
 def check_meta(meta, *, what: str, task: str | None = None) -> dict:
@@ -57,14 +67,17 @@ def check_meta(meta, *, what: str, task: str | None = None) -> dict:
 
 def build_from_meta(meta: dict, *, what: str = "the model", allow_other_weights: bool = False) -> nn.Module:
     """Re-create the (random-weight) model a description names: host by its plug-in, boosted with the
-    recorded backbone (whose identity must match, :func:`booster.backbone.check_identity`)."""
+    recorded backbone (whose identity must match, :func:`booster.backbone.check_identity`), with the recorded
+    LoRA on the host."""
     check_meta(meta, what=what)
-    host = host_from_spec(meta["host"])
-    if not meta.get("boost"):
-        return host
-    bb = load_backbone(meta["backbone"], int(meta.get("backbone_seed", 0)))
-    check_identity(meta.get("backbone_identity"), bb, what=what, allow_other_weights=allow_other_weights)
-    return boost_host(meta["host"]["name"], host, bb, **(meta.get("boost_kwargs") or {}))
+    model = host_from_spec(meta["host"])
+    if meta.get("boost"):
+        bb = load_backbone(meta["backbone"], int(meta.get("backbone_seed", 0)))
+        check_identity(meta.get("backbone_identity"), bb, what=what, allow_other_weights=allow_other_weights)
+        model = boost_host(meta["host"]["name"], model, bb, **(meta.get("boost_kwargs") or {}))
+    if meta.get("lora") is not None:   # after boosting: boost() sets the host's requires_grad, LoRA freezes it
+        apply_config(model, meta["lora"], what)
+    return model
 
 
 def save_model(path: str | Path, model: nn.Module, meta: dict) -> Path:
@@ -72,6 +85,7 @@ def save_model(path: str | Path, model: nn.Module, meta: dict) -> Path:
     from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = _with_lora(meta, model)     # the LoRA the model has now (merge_lora before an export removes it)
     # clone: some hosts share tensors between modules (safetensors refuses shared memory)
     state = {k: v.detach().cpu().clone().contiguous() for k, v in trainable_state(model).items()}
     from safetensors import SafetensorError

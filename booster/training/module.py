@@ -25,7 +25,8 @@ from .report import Metric, format_table, write_report
 
 COMMON_ARGS = ("host", "size", "host_kwargs", "pretrained", "pretrained_repo", "boost", "backbone",
                "backbone_seed", "boost_kwargs", "feature_cache", "lr", "adapter_lr", "weight_decay", "betas",
-               "freeze_host", "ema_decay", "eval_dir", "run_name", "print_report")
+               "freeze_host", "lora_rank", "lora_alpha", "lora_dropout", "ema_decay", "eval_dir", "run_name",
+               "print_report")
 
 
 class BoosterModule(L.LightningModule):
@@ -38,7 +39,12 @@ class BoosterModule(L.LightningModule):
         name, a directory or a hub id (``backbone_seed`` for debug). boost_kwargs: options of the plug-in's
         ``boost`` (layers, sites, fusion...). feature_cache: folder of the on-disk cache for fixed inputs
         (validation / test). lr / adapter_lr: AdamW learning rates of host and adapter parameters (separate
-        groups). freeze_host: train only the adapters. ema_decay: 0 disables EMA (else used for validation,
+        groups). freeze_host: train only the adapters. lora_rank: > 0 puts LoRA of this rank on the host's
+        projections (the plug-in's ``lora_targets``, else every nn.Linear / MultiheadAttention; see
+        :mod:`booster.lora`) and freezes the host's own weights: LoRA trains at ``lr``, the adapters (when
+        boosted) at ``adapter_lr``; ``boost=False`` with LoRA is plain LoRA fine-tuning of the host. lora_alpha:
+        LoRA scale numerator (default: the rank). lora_dropout: dropout on the LoRA branch's input features.
+        ema_decay: 0 disables EMA (else used for validation,
         test and export). eval_dir: where ``test`` writes results (default ``<default_root_dir>/eval``).
         run_name: the run's name in reports. print_report: print the results table after ``test``.
     """
@@ -53,7 +59,8 @@ class BoosterModule(L.LightningModule):
                  boost: bool = False, backbone: str = "debug", backbone_seed: int = 0,
                  boost_kwargs: dict | None = None, feature_cache: str | None = None, lr: float = 3e-4,
                  adapter_lr: float | None = None, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), freeze_host: bool = False, ema_decay: float = 0.0,
+                 betas: tuple[float, float] = (0.9, 0.999), freeze_host: bool = False, lora_rank: int = 0,
+                 lora_alpha: float | None = None, lora_dropout: float = 0.0, ema_decay: float = 0.0,
                  eval_dir: str | None = None, run_name: str | None = None, print_report: bool = True):
         super().__init__()
         self.save_hyperparameters(ignore=["host_args"])
@@ -66,8 +73,12 @@ class BoosterModule(L.LightningModule):
         model, self.host_spec = build_host(host, size=size, pretrained=pretrained, pretrained_repo=pretrained_repo,
                                            overrides=host_kwargs, **(host_args or {}))
         if boost:
-            options = {"train_host": not freeze_host, **(boost_kwargs or {})}
+            options = {"train_host": not (freeze_host or lora_rank), **(boost_kwargs or {})}
             model = boost_host(host, model, load_backbone(backbone, backbone_seed), **options)
+        if lora_rank:   # after boosting (boost sets the host's requires_grad); freezes the host's own weights
+            from booster.lora import add_lora, plugin_targets
+            add_lora(model, lora_rank, lora_alpha, lora_dropout, plugin_targets(host, boosting.host_of(model)),
+                     host_name=host)
         self.model = model
         self._ema: dict[str, torch.Tensor] = {}
         self._saved_weights = None
@@ -140,7 +151,7 @@ class BoosterModule(L.LightningModule):
         adapter = list(self.model.adapter_parameters()) if self.boosted else []
         ids = {id(p) for p in adapter}
         host = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
-        groups = [g for g in ({"params": host, "lr": h.lr, "name": "host"},
+        groups = [g for g in ({"params": host, "lr": h.lr, "name": "lora" if h.lora_rank else "host"},
                               {"params": adapter, "lr": h.adapter_lr or h.lr, "name": "adapters"}) if g["params"]]
         if not groups:
             raise ConfigError("nothing to train: every parameter is frozen")
@@ -248,7 +259,7 @@ class BoosterModule(L.LightningModule):
         missing = sorted(trainable - set(state))
         if missing:
             raise CheckpointError(f"checkpoint lacks {len(missing)} weight(s) of this model, e.g. {missing[:4]}; "
-                                  "was it trained with another host, size or boost setting?")
+                                  "was it trained with another host, size, boost or LoRA setting?")
         self._ema = dict(checkpoint.get(EMA_KEY, {}))
 
 

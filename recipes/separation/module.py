@@ -30,8 +30,8 @@ class SeparationModule(BoosterModule):
     of full-track inference), eval_batch (chunks per batch at inference), eval_bsseval (museval BSSEval v4
     SDR/SIR/ISR/SAR in the test report; false: global SDR only, much faster, e.g. for studies). The other arguments are the kit's
     (:class:`booster.training.BoosterModule`): host, size, host_kwargs, pretrained, pretrained_repo, boost,
-    backbone, backbone_seed, boost_kwargs, feature_cache, lr, adapter_lr, weight_decay, betas, freeze_host,
-    ema_decay, eval_dir, run_name, print_report.
+    backbone, backbone_seed, boost_kwargs, feature_cache, lr, adapter_lr, weight_decay, betas, freeze_host, lora_rank,
+    lora_alpha, lora_dropout, ema_decay, eval_dir, run_name, print_report.
     """
 
     task = "separation"
@@ -45,6 +45,7 @@ class SeparationModule(BoosterModule):
                  backbone: str = "debug", backbone_seed: int = 0, boost_kwargs: dict | None = None,
                  feature_cache: str | None = None, lr: float = 3e-4, adapter_lr: float | None = None,
                  weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), freeze_host: bool = False,
+                 lora_rank: int = 0, lora_alpha: float | None = None, lora_dropout: float = 0.0,
                  ema_decay: float = 0.0, source_weights: list[float] | None = None, eval_overlap: float = 0.25,
                  eval_batch: int = 4, eval_bsseval: bool = True, eval_dir: str | None = None,
                  run_name: str | None = None, print_report: bool = True):
@@ -55,8 +56,9 @@ class SeparationModule(BoosterModule):
                          size=size, host_kwargs=host_kwargs, pretrained=pretrained, pretrained_repo=pretrained_repo,
                          boost=boost, backbone=backbone, backbone_seed=backbone_seed, boost_kwargs=boost_kwargs,
                          feature_cache=feature_cache, lr=lr, adapter_lr=adapter_lr, weight_decay=weight_decay,
-                         betas=betas, freeze_host=freeze_host, ema_decay=ema_decay, eval_dir=eval_dir,
-                         run_name=run_name, print_report=print_report)
+                         betas=betas, freeze_host=freeze_host,
+                         lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, ema_decay=ema_decay,
+                         eval_dir=eval_dir, run_name=run_name, print_report=print_report)
         self.register_buffer("_weights", torch.tensor(source_weights or [1.0] * len(sources)), persistent=False)
         if not eval_bsseval:  # the report declares only what is measured
             self.metrics = tuple(m for m in METRICS if m.name == "gSDR")

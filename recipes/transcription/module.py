@@ -50,6 +50,7 @@ class TranscriptionModule(BoosterModule):
                  backbone: str = "debug", backbone_seed: int = 0, boost_kwargs: dict | None = None,
                  feature_cache: str | None = None, lr: float = 6e-4, adapter_lr: float | None = None,
                  weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), freeze_host: bool = False,
+                 lora_rank: int = 0, lora_alpha: float | None = None, lora_dropout: float = 0.0,
                  ema_decay: float = 0.0, onset_threshold: float = 0.5, frame_threshold: float = 0.5,
                  eval_segment: float | None = None, eval_overlap: float = 0.25, eval_batch: int = 4,
                  eval_dir: str | None = None, run_name: str | None = None, print_report: bool = True):
@@ -59,6 +60,7 @@ class TranscriptionModule(BoosterModule):
                          pretrained_repo=pretrained_repo, boost=boost, backbone=backbone,
                          backbone_seed=backbone_seed, boost_kwargs=boost_kwargs, feature_cache=feature_cache, lr=lr,
                          adapter_lr=adapter_lr, weight_decay=weight_decay, betas=betas, freeze_host=freeze_host,
+                         lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                          ema_decay=ema_decay, eval_dir=eval_dir, run_name=run_name, print_report=print_report)
 
     # ---- kit hooks -------------------------------------------------------------------------------
