@@ -1,6 +1,6 @@
-"""`booster separate --model CONFIG.yaml --checkpoint MODEL.ckpt`: an MSST config + checkpoint pair works
-directly (booster.training.msst.load_msst), with the chunk and overlap its config records; a half pair is one
-line. Shapes: mixture [C, S], estimates [N, C, S]."""
+"""`booster separate --model CONFIG.yaml --checkpoint MODEL.ckpt`: an MSST config + checkpoint pair (BS-RoFormer,
+Mel-Band-RoFormer) works directly (booster.training.msst.load_msst), with the chunk and overlap its config
+records; a half pair is one line. Shapes: mixture [C, S], estimates [N, C, S]."""
 import numpy as np
 import pytest
 import soundfile as sf
@@ -15,11 +15,11 @@ from booster.training.msst import load_msst
 
 SR = 44100
 CHUNK = 22050   # audio.chunk_size: 0.5 s
-CONFIG = f"""\
+CONFIG = """\
 audio:
-  chunk_size: {CHUNK}
+  chunk_size: {chunk}
   num_channels: 2
-  sample_rate: {SR}
+  sample_rate: {sr}
 model:
   dim: 16
   depth: 1
@@ -27,7 +27,7 @@ model:
   num_stems: 1
   time_transformer_depth: 1
   freq_transformer_depth: 1
-  freqs_per_bands: !!python/tuple [32, 32, 65]
+  {bands}
   dim_head: 8
   heads: 2
   dim_freqs_in: 129
@@ -42,16 +42,19 @@ training:
 inference:
   num_overlap: 2
 """
+BANDS = {"bs_roformer": "freqs_per_bands: !!python/tuple [32, 32, 65]", "mel_band_roformer": "num_bands: 8"}
+FAMILY = {"bs_roformer": "BS-RoFormer", "mel_band_roformer": "Mel-Band-RoFormer"}
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    """A tiny MSST BS-RoFormer config and a checkpoint of random weights in MSST's layout."""
-    d = tmp_path_factory.mktemp("msst")
-    (d / "config.yaml").write_text(CONFIG)
-    kw, _ = host_arguments(read_config(d / "config.yaml"), "bs_roformer")
+@pytest.fixture(scope="module", params=list(BANDS))
+def pair(request, tmp_path_factory):
+    """A tiny MSST config (its type told by its band key) and a checkpoint of random weights in MSST's layout."""
+    kind = request.param
+    d = tmp_path_factory.mktemp(kind)
+    (d / "config.yaml").write_text(CONFIG.format(chunk=CHUNK, sr=SR, bands=BANDS[kind]))
+    kw, _ = host_arguments(read_config(d / "config.yaml"), kind)
     torch.manual_seed(0)
-    torch.save(load_plugin("bs_roformer").from_architecture(**kw).state_dict(), d / "model.ckpt")
+    torch.save(load_plugin(kind).from_architecture(**kw).state_dict(), d / "model.ckpt")
     return d / "config.yaml", d / "model.ckpt"
 
 
@@ -115,13 +118,15 @@ def test_the_pair_equals_its_converted_file(pair, tmp_path, capsys):
 
 def test_half_a_pair_is_one_line(pair, tmp_path, capsys):
     config, ckpt = pair
+    kind = load_msst(config, ckpt)[1]["host"]["name"]
+    other = next(k for k in BANDS if k != kind)
     _song(tmp_path / "song.wav", CHUNK)
     converted = save_model(tmp_path / "host.safetensors", *load_msst(config, ckpt))
     for args, words in ((["--model", config], ["--checkpoint", "config.yaml"]),
                         (["--model", converted, "--checkpoint", ckpt], ["--checkpoint", "host.safetensors"]),
                         (["--model", converted, "--type", "bs_roformer"], ["--type"]),
-                        (["--model", config, "--checkpoint", ckpt, "--type", "mel_band_roformer"],
-                         ["Mel-Band-RoFormer", "freqs_per_bands"]),      # --type reaches the loader
+                        (["--model", config, "--checkpoint", ckpt, "--type", other],
+                         [FAMILY[other], BANDS[kind].split(":")[0]]),      # --type reaches the loader
                         (["--model", tmp_path / "missing.yaml", "--checkpoint", ckpt], ["missing.yaml"]),
                         (["--model", config, "--checkpoint", tmp_path / "missing.ckpt"], ["missing.ckpt"])):
         capsys.readouterr()
