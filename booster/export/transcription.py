@@ -36,7 +36,7 @@ from booster.training import boosting
 from booster.training.hosts import chunk_seconds
 from booster.training.inference import inference_segment
 
-from .graph import _quiet, graph_module, to_fp16, weight_bytes, TWO_GB
+from .graph import TWO_GB, _no_fused_attention, _quiet, graph_module, to_fp16, weight_bytes
 from .manifest import common_fields, stride
 from .separation import backbone_entry
 
@@ -120,11 +120,13 @@ def frame_chunk(chunk: int, frame_hop: int) -> int:
 
 def _export(module: nn.Module, audio: torch.Tensor, path: Path, *, dynamic_length: bool, opset: int,
             fp16: bool, extra_bytes: int) -> dict:
+    """:func:`booster.export.graph.to_onnx` with the TorchScript exporter only and, for a plain graph, the time
+    axes dynamic too (``S`` in, ``T`` out)."""
     big = weight_bytes(module) + extra_bytes > TWO_GB
     axes = {"audio": {0: "B", 2: "S"} if dynamic_length else {0: "B"}}
     axes.update({h: {0: "B", 2: "T"} if dynamic_length else {0: "B"} for h in HEADS})
     try:
-        with _quiet(), torch.no_grad():
+        with _quiet(), _no_fused_attention(), torch.no_grad():
             torch.onnx.export(module, (audio,), str(path), input_names=["audio"], output_names=list(HEADS),
                               opset_version=opset, dynamo=False, dynamic_axes=axes, do_constant_folding=True,
                               external_data=big)
