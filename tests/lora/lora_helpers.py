@@ -7,7 +7,8 @@ from booster.lora import add_lora, lora_parameters, plugin_targets
 from booster.training.hosts import boost_host, build_host, load_plugin
 
 SOURCES = ["drums", "vocals"]
-TASK = {"bs_roformer": dict(sources=SOURCES), "htdemucs": dict(sources=SOURCES, segment=1.0)}
+TASK = {"bs_roformer": dict(sources=SOURCES), "htdemucs": dict(sources=SOURCES, segment=1.0),
+        "mel_band_roformer": dict(sources=SOURCES)}
 HOSTS = list(TASK)
 
 

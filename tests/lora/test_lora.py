@@ -24,13 +24,14 @@ def _target_sizes(host: nn.Module, targets) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", HOSTS)
-def test_zero_init_lora_and_adapters_equal_the_host(name, debug_muq):
+def test_zero_init_lora_and_adapters_equal_the_host(name, debug_muq, device):
     b, _, _, plain = boosted_lora(name, debug_muq)
-    x = mix()
+    b, plain, x = b.to(device), plain.to(device), mix().to(device)
     with torch.no_grad():
         assert torch.equal(b(x), plain(x))                          # B = 0 and zero-initialised adapters
         randomise(b)
         assert moved(b(x), plain(x))                                # the same model does move once trained
+    debug_muq.to("cpu")                                             # the session's backbone, for later tests
 
 
 @pytest.mark.parametrize("name,boost", [("bs_roformer", True), ("htdemucs", True), ("bs_roformer", False)])
@@ -89,10 +90,10 @@ def test_full_size_bs_roformer_file_size_on_the_meta_device(capsys):
 
 
 @pytest.mark.parametrize("name", HOSTS)
-def test_merge_equals_lora_and_leaves_the_host_keys(name, debug_muq):
+def test_merge_equals_lora_and_leaves_the_host_keys(name, debug_muq, device):
     b, _, published, plain = boosted_lora(name, debug_muq)
     randomise(b)
-    x = mix()
+    b, plain, x = b.to(device), plain.to(device), mix().to(device)
     with torch.no_grad():
         for p in b.adapter_parameters():
             p.zero_()                                               # LoRA alone moves the output
@@ -101,7 +102,9 @@ def test_merge_equals_lora_and_leaves_the_host_keys(name, debug_muq):
         assert merge_lora(b) is b and lora_config(b) is None
         torch.testing.assert_close(b(x), with_lora, rtol=1e-5, atol=1e-6)
     assert set(b.host.state_dict()) == set(published)               # no LoRA modules left
-    assert any(not torch.equal(v, published[k]) for k, v in b.host.state_dict().items())   # the update is in W
+    debug_muq.to("cpu")
+    merged = {k: v.cpu() for k, v in b.host.state_dict().items()}
+    assert any(not torch.equal(v, published[k]) for k, v in merged.items())   # the update is in the weights
 
 
 def test_lora_dropout_acts_only_in_training(debug_muq):
