@@ -50,9 +50,45 @@ def build_host(name: str, *, size: str = "full", pretrained: str | None = None,
     if size not in ("full", "debug"):
         raise ConfigError(f"size must be 'full' or 'debug', got {size!r}")
     plugin = load_plugin(name)
-    model = plugin.build(size=size, pretrained=pretrained, pretrained_repo=pretrained_repo,
-                         overrides=dict(overrides or {}), **task)
+    if pretrained and _is_model_file(pretrained):
+        model = _host_from_model_file(name, plugin, pretrained, dict(overrides or {}), task)
+    else:
+        model = plugin.build(size=size, pretrained=pretrained, pretrained_repo=pretrained_repo,
+                             overrides=dict(overrides or {}), **task)
     return model, HostSpec(name, jsonable(plugin.architecture(model)))
+
+
+def _is_model_file(path: str) -> bool:
+    """A kit separator file (``.safetensors`` with the kit's model description), e.g. ``booster convert``'s."""
+    from pathlib import Path
+
+    from booster.filechecks import check_safetensors_file
+    p = Path(path).expanduser()
+    return p.suffix == ".safetensors" and p.is_file() and "booster_model" in check_safetensors_file(p, "pretrained")
+
+
+def _host_from_model_file(name: str, plugin, path: str, overrides: dict, task: dict):
+    """The host a kit model file records (its architecture, ``overrides`` on top), its weights loaded exactly;
+    the file's host, sources, sample rate and channels must be the recipe's (one line naming them)."""
+    from booster.msst import load_exact
+
+    from .checkpoint import check_meta, read_model_file
+    meta, state = read_model_file(path, "--model.pretrained")
+    check_meta(meta, what=f"--model.pretrained {path!r}")
+    if meta["host"]["name"] != name:
+        raise ConfigError(f"--model.pretrained {path!r} is a {meta['host']['name']} model; set --model.host "
+                          f"{meta['host']['name']} (and a {meta['host']['name']} recipe)")
+    if meta.get("boost"):
+        raise ConfigError(f"--model.pretrained {path!r} is a boosted model; pass a plain host file (e.g. from "
+                          "`booster convert`) or resume its run with --ckpt_path")
+    differ = [f"{k} {meta[k]!r} (recipe: {task[k]!r})" for k in ("sources", "sample_rate", "channels")
+              if k in meta and k in task and jsonable(task[k]) != jsonable(meta[k])]
+    if differ:
+        raise ConfigError(f"--model.pretrained {path!r} was made for {', '.join(differ)}; set the recipe's "
+                          "--data.sources / --data.sample_rate / --data.channels to the file's")
+    model = plugin.from_architecture(**{**meta["host"]["kwargs"], **overrides})
+    load_exact(model, state, f"--model.pretrained {path!r}")
+    return model
 
 
 def host_from_spec(spec: HostSpec | dict):

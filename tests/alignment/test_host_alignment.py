@@ -81,8 +81,8 @@ def openunmix_case(muq):
     return boosted, lambda length, batch: (torch.randn(batch, 2, length),), centres, [16000 - 37, 9001]
 
 
-def bs_roformer_case(muq):
-    plugin = load_plugin("bs_roformer")
+def bs_roformer_case(muq, name="bs_roformer"):   # and mel_band_roformer: the same STFT front end
+    plugin = load_plugin(name)
     torch.manual_seed(0)
     host = plugin.build(size="debug", sources=["vocals", "drums"], sample_rate=16000, channels=2)
     boosted = plugin.boost(host.eval(), muq, layers=[1])
@@ -146,6 +146,7 @@ CASES = {
     "htdemucs-eval-padded": ("htdemucs", lambda m: htdemucs_case(m, train=False)),
     "openunmix": ("openunmix", openunmix_case),
     "bs_roformer": ("bs_roformer", bs_roformer_case),
+    "mel_band_roformer": ("mel_band_roformer", lambda m: bs_roformer_case(m, "mel_band_roformer")),
     "onsets_frames-mel": ("onsets_frames", lambda m: onsets_frames_case(m, "onsets_frames", "mel")),
     "onsets_frames-cqt": ("onsets_frames", lambda m: onsets_frames_case(m, "onsets_frames", "cqt")),
     "onsets_frames-shallow": ("onsets_frames", lambda m: onsets_frames_case(m, "shallow", "mel")),

@@ -37,8 +37,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 FAKE = torch.device("cuda:0")
 SEP = dict(sources=["drums", "bass"], sample_rate=8000, channels=2, segment=1.0)
 MIX = dict(stems=["drums", "bass", "other", "vocals"], sample_rate=16000, channels=2)
-TASK = {"htdemucs": SEP, "openunmix": SEP, "bs_roformer": SEP, "onsets_frames": {}, "mix_wave_unet": MIX,
-        "crafx2": MIX}
+TASK = {"htdemucs": SEP, "openunmix": SEP, "bs_roformer": SEP, "mel_band_roformer": SEP, "onsets_frames": {},
+        "mix_wave_unet": MIX, "crafx2": MIX}
 WORKAROUNDS = 4  # the numbered list above; the report counts them
 
 
@@ -83,7 +83,7 @@ def boosted_host(name: str, seed: int = 0):
 
 def host_batch(name: str, device, batch: int = 2):
     """``(inputs, targets)`` of a training batch for host ``name`` on ``device``."""
-    if name in ("htdemucs", "openunmix", "bs_roformer"):
+    if name in ("htdemucs", "openunmix", "bs_roformer", "mel_band_roformer"):
         s = SEP["sample_rate"]
         return torch.randn(batch, 2, s, device=device), torch.randn(batch, 2, 2, s, device=device)
     if name == "onsets_frames":

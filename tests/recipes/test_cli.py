@@ -13,7 +13,8 @@ from booster.cli import main
 from booster.training.cli import packaged_configs
 
 CONFIGS = ["demo", "htdemucs_baseline", "htdemucs_boosted", "openunmix_baseline", "openunmix_boosted",
-           "bs_roformer_baseline", "bs_roformer_boosted", "bs_roformer_debug"]
+           "bs_roformer_baseline", "bs_roformer_boosted", "bs_roformer_debug", "mel_band_roformer_baseline",
+           "mel_band_roformer_boosted", "mel_band_roformer_debug"]
 
 
 def _overrides(root, tmp, name):
