@@ -16,6 +16,7 @@ import torch
 
 from booster.backbone import backbone_features, load_backbone, resolve_layers
 from booster.errors import CheckpointError, ConfigError
+from booster.lora import lora_config
 
 from . import boosting
 from .checkpoint import CKPT_KEY, EMA_KEY, check_meta, describe
@@ -254,6 +255,7 @@ class BoosterModule(L.LightningModule):
         meta = check_meta(checkpoint.get(CKPT_KEY), what="the checkpoint", task=self.task)
         if self.backbone is not None:
             check_identity(meta.get("backbone_identity"), self.backbone, what="the checkpoint")
+        _check_lora(meta.get("lora"), lora_config(self.model))
         state = checkpoint["state_dict"]
         trainable = {"model." + k for k in boosting.trainable_state(self.model)}
         missing = sorted(trainable - set(state))
@@ -261,6 +263,16 @@ class BoosterModule(L.LightningModule):
             raise CheckpointError(f"checkpoint lacks {len(missing)} weight(s) of this model, e.g. {missing[:4]}; "
                                   "was it trained with another host, size, boost or LoRA setting?")
         self._ema = dict(checkpoint.get(EMA_KEY, {}))
+
+
+def _check_lora(recorded: dict | None, mine: dict | None) -> None:
+    """The checkpoint's LoRA (rank, alpha, targets) must be this model's: else one line (dropout may differ)."""
+    def show(cfg):
+        return "none" if cfg is None else f"rank {cfg['rank']}, alpha {cfg['alpha']:g}, {len(cfg['targets'])} targets"
+    keys = ("rank", "alpha", "targets")
+    if (recorded is None) != (mine is None) or (mine and any(recorded.get(k) != mine[k] for k in keys)):
+        raise CheckpointError(f"the checkpoint's LoRA ({show(recorded)}) is not this model's ({show(mine)}); "
+                              "leave out --model.lora_* to use the checkpoint's")
 
 
 def _gather(items: dict) -> dict:

@@ -74,16 +74,22 @@ def test_fit_with_lora_then_separate_and_export_merged(stems_root, tmp_path, mon
     from booster.cli import main
     monkeypatch.chdir(tmp_path)
     ckpt_dir = tmp_path / "ckpt"
-    assert main(["fit", "--config", "separation/bs_roformer_debug", "--model.lora_rank", "4",
-                 "--trainer.max_steps", "3", "--model.lr", "0.01",
-                 "--data.root", str(stems_root), "--data.sources", "[drums, vocals]", "--data.segment", "0.5",
-                 "--data.valid_segment", "0.5", "--data.batch_size", "1", "--data.samples_per_epoch", "4",
-                 "--data.test_seconds", "0.5", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1",
-                 "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
-                 "--trainer.logger", "false", "--model.feature_cache", "null",
-                 "--trainer.callbacks+=ModelCheckpoint", f"--trainer.callbacks.dirpath={ckpt_dir}",
-                 "--trainer.callbacks.save_last=true"]) == 0
+    common = ["--config", "separation/bs_roformer_debug", "--data.root", str(stems_root),
+              "--data.sources", "[drums, vocals]", "--data.segment", "0.5", "--data.valid_segment", "0.5",
+              "--data.batch_size", "1", "--data.samples_per_epoch", "4", "--data.test_seconds", "0.5",
+              "--trainer.limit_val_batches", "1", "--trainer.default_root_dir", str(tmp_path),
+              "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--model.feature_cache", "null"]
+    assert main(["fit", *common, "--model.lora_rank", "4", "--trainer.max_steps", "3", "--model.lr", "0.01",
+                 "--trainer.val_check_interval", "3", "--trainer.callbacks+=ModelCheckpoint",
+                 f"--trainer.callbacks.dirpath={ckpt_dir}", "--trainer.callbacks.save_last=true"]) == 0
     last = ckpt_dir / "last.ckpt"
+    assert main(["validate", *common, "--ckpt_path", str(last)]) == 0    # the checkpoint's hparams bring LoRA back
+    capsys.readouterr()
+    assert main(["validate", *common, "--ckpt_path", str(last), "--model.lora_rank", "8"]) == 1
+    captured = capsys.readouterr()
+    last_line = captured.err.strip().splitlines()[-1]          # after Lightning's INFO lines: one line, no traceback
+    assert "Traceback" not in captured.err + captured.out
+    assert "checkpoint's LoRA (rank 4, alpha 4" in last_line and "not this model's (rank 8" in last_line
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     lora = ckpt["booster"]["lora"]
     assert ckpt["global_step"] == 3 and lora["rank"] == 4 and lora["alpha"] == 4.0 and lora["targets"]
