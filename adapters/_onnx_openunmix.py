@@ -5,7 +5,7 @@ Shape glossary: B batch, C channels, F frequency bins, T frames, S samples, N so
 
 The graph holds the target models: ``spec`` ``[B, C, F, T, 2]`` (the mix's STFT, as Open-Unmix's own
 ``torch.stft``: centred, reflect padding, periodic Hann, not normalised) -> magnitudes -> each target's
-network -> ``mag`` ``[B, N, C, F, T]``. A boosted graph also takes the chunk's audio ``mix`` ``[B, C, S]``
+network -> ``mag`` ``[B, N, C, F, T]``, with B = 1 (the graph's batch is fixed, see ``batch``). A boosted graph also takes the chunk's audio ``mix`` ``[B, C, S]``
 (what MuQ hears). The runner then gives each estimate the mixture's phase (Open-Unmix's ``wiener`` with
 ``niter=0, softmask=False``) and inverts the STFT to the chunk length. Separators with ``niter > 0`` (EM
 Wiener filtering), ``softmask`` or ``residual`` cannot be exported (the runner implements the default
@@ -37,12 +37,16 @@ def onnx_form(model, chunk: int, *, boosted: bool = False) -> dict:
     post = [dict(op="phase", **{"in": ["mag", "spec"]}, out="zout",
                  meaning="each magnitude with the mixture's phase (Open-Unmix's wiener, niter=0)"),
             dict(op="istft", **{"in": "zout"}, out="stems", length=chunk, **stft, meaning="Open-Unmix's iSTFT")]
-    spec = dict(name="spec", shape=["B", c, bins, frames, 2], meaning="the STFT of `pre` (real, imag)")
-    inputs = ([dict(name="mix", shape=["B", c, chunk], meaning="the chunk's audio (for MuQ)")] if boosted else [])
+    spec = dict(name="spec", shape=[1, c, bins, frames, 2], meaning="the STFT of `pre` (real, imag)")
+    inputs = ([dict(name="mix", shape=[1, c, chunk], meaning="the chunk's audio (for MuQ)")] if boosted else [])
     return {"inputs": inputs + [spec],
-            "outputs": [dict(name="mag", shape=["B", n, c, bins, frames],
+            "outputs": [dict(name="mag", shape=[1, n, c, bins, frames],
                              meaning="magnitude estimate of each source, in the order of `sources`")],
-            "pre": pre, "post": post, "output": "stems", "patch": lambda: _patched(model)}
+            "pre": pre, "post": post, "output": "stems", "patch": lambda: _patched(model),
+            # Open-Unmix reshapes by ``x.data.shape``, which TorchScript tracing freezes to the example's batch:
+            # a graph of batch 1 (the runner calls it per chunk); dynamo traces a free batch but takes 30-40 s
+            # for the debug model's LSTM where TorchScript takes 2 s (and exports ONNX's own LSTM op)
+            "batch": 1}
 
 
 @contextlib.contextmanager

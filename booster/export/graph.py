@@ -64,9 +64,10 @@ EXPORTERS = ("torchscript", "dynamo")
 
 
 def to_onnx(module: nn.Module, args: tuple, path: Path, *, input_names: list[str], output_names: list[str],
-            opset: int = 18, fp16: bool = False, extra_bytes: int = 0, exporter: str = "auto") -> dict:
+            opset: int = 18, fp16: bool = False, extra_bytes: int = 0, exporter: str = "auto",
+            dynamic_batch: bool = True) -> dict:
     """Export ``module(*args)`` to ``path``; the first axis of every input and output is the dynamic batch
-    ``B``. Returns ``{"file", "exporter", "external_data", "fp16"}``. ``extra_bytes``: weights outside
+    ``B`` (``dynamic_batch=False``: the example's batch, fixed). Returns ``{"file", "exporter", "external_data", "fp16"}``. ``extra_bytes``: weights outside
     ``module.parameters()`` (a boosted model's backbone), for the 2 GB decision. ``exporter``: "dynamo"
     (``torch.onnx.export(dynamo=True)``), "torchscript" (``dynamo=False``) or "auto": TorchScript first, the
     dynamo exporter when it fails. Both give the same graphs here (tests/export); TorchScript exports the debug
@@ -79,7 +80,7 @@ def to_onnx(module: nn.Module, args: tuple, path: Path, *, input_names: list[str
     for name in (EXPORTERS if exporter == "auto" else (exporter,)):
         try:
             with _quiet(), _no_fused_attention():
-                _export(name, module, args, path, input_names, output_names, opset, big)
+                _export(name, module, args, path, input_names, output_names, opset, big, dynamic_batch)
             break
         except Exception as e:   # the exporters raise many kinds; each one's first line is reported
             errors.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
@@ -95,10 +96,10 @@ def to_onnx(module: nn.Module, args: tuple, path: Path, *, input_names: list[str
     return info
 
 
-def _export(name, module, args, path, input_names, output_names, opset, big) -> None:
+def _export(name, module, args, path, input_names, output_names, opset, big, dynamic_batch) -> None:
     if name == "dynamo":
         batch = torch.export.Dim("B", min=1, max=1024)
-        shapes = tuple({0: batch} for _ in args)
+        shapes = tuple({0: batch} if dynamic_batch else None for _ in args)
         params = list(inspect.signature(module.forward).parameters.values())
         if len(params) == 1 and params[0].kind is inspect.Parameter.VAR_POSITIONAL:
             shapes = (shapes,)          # forward(*inputs): one entry holding them all
@@ -106,7 +107,7 @@ def _export(name, module, args, path, input_names, output_names, opset, big) -> 
                           opset_version=opset, dynamo=True, dynamic_shapes=shapes, external_data=big,
                           optimize=True, verify=False)
     else:
-        dyn = {n: {0: "B"} for n in list(input_names) + list(output_names)}
+        dyn = {n: {0: "B"} for n in list(input_names) + list(output_names)} if dynamic_batch else None
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
                           opset_version=opset, dynamo=False, dynamic_axes=dyn, do_constant_folding=True,
                           external_data=big)

@@ -127,16 +127,20 @@ def chunked(x: np.ndarray, manifest: dict, run_batch: Callable[[np.ndarray], np.
 
 def graph_runner(manifest: dict, sessions: dict) -> Callable[[np.ndarray], dict]:
     """``run(chunks [K, C, chunk]) -> {name: array}``: the ``pre`` steps, every graph in order (each fed the
-    named arrays its inputs name), the ``post`` steps."""
+    named arrays its inputs name; a graph whose batch axis is a number, not "B", is fed that many chunks
+    per call), the ``post`` steps."""
     from .dsp import run_steps
 
     def run(chunks: np.ndarray) -> dict:
         table = run_steps(manifest["pre"], {"mix": np.ascontiguousarray(chunks, np.float32)})
         for g in manifest["graphs"]:
             sess = sessions[g["file"]]
-            feeds = {i["name"]: table[i["name"]] for i in g["inputs"]}
             names = [o["name"] for o in g["outputs"]]
-            table.update(zip(names, sess.run(names, feeds)))
+            fixed = g["inputs"][0]["shape"][0]       # "B", or a graph made for a fixed batch (e.g. 1)
+            step = len(chunks) if fixed == "B" else int(fixed)
+            parts = [sess.run(names, {i["name"]: table[i["name"]][a:a + step] for i in g["inputs"]})
+                     for a in range(0, len(chunks), step)]
+            table.update({n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)})
         return run_steps(manifest["post"], table)
     return run
 

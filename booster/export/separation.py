@@ -5,7 +5,9 @@ Shape glossary: B batch (chunks), C channels, F frequency bins, T frames, S samp
 The host's plug-in says what its graph is: ``onnx_form(host, chunk, boosted=) -> dict`` with ``inputs`` /
 ``outputs`` (``[{name, shape, meaning}]``), the ``pre`` / ``post`` steps the runner does outside the graph
 (:mod:`booster.export.dsp`: the STFT before, the inverse STFT after, with the host's exact framing),
-``output`` (the name of the stems ``[B, N, C, chunk]`` after ``post``) and ``patch``, a context manager under
+``output`` (the name of the stems ``[B, N, C, chunk]`` after ``post``), optionally ``exporter`` (what
+:func:`booster.export.graph.to_onnx` should use, default "auto") and ``batch`` (1: the graph's batch is
+fixed to one chunk, its shapes say 1 instead of "B"), and ``patch``, a context manager under
 which ``host(*graph inputs)`` returns the graph outputs (the host's STFT and iSTFT replaced by the graph's
 inputs and outputs). A boosted model is exported as **one graph**: the chunk's audio goes through the
 traceable MuQ (:mod:`booster.export.backbone`) up to the deepest layer used, then the host with its
@@ -80,9 +82,11 @@ def export_graphs(model, meta: dict, out_dir: Path, *, chunk: int, opset: int = 
     module = graph_module(model)
     extra = weight_bytes(boosting.backbone_of(model)) if boosting.is_boosted(model) else 0
     with form["patch"](), torch.no_grad():
-        args = example_inputs(form, channels, chunk)
+        batch = int(form.get("batch", 0))          # 0: any batch; 1: the graph takes one chunk per call
+        args = example_inputs(form, channels, chunk, batch=batch or 2)
         info = to_onnx(module, args, Path(out_dir) / "model.onnx", input_names=[i["name"] for i in form["inputs"]],
-                       output_names=[o["name"] for o in form["outputs"]], opset=opset, fp16=fp16, extra_bytes=extra)
+                       output_names=[o["name"] for o in form["outputs"]], opset=opset, fp16=fp16, extra_bytes=extra,
+                       exporter=form.get("exporter", "auto"), dynamic_batch=not batch)
     dtype = lambda items: [dict(i, dtype="float32") for i in items]   # noqa: E731
     graph = dict(info, inputs=dtype(form["inputs"]), outputs=dtype(form["outputs"]))
     out = common_fields(task=TASK, host=meta["host"]["name"], boosted=boosting.is_boosted(model),
