@@ -107,11 +107,12 @@ def _updates(model: nn.Module):
 
 
 def add_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout: float = 0.0,
-             targets: list[str] | None = None, *, host_name: str | None = None) -> dict:
+             targets: list[str] | None = None, *, host_name: str | None = None, freeze: bool = True) -> dict:
     """Put LoRA of ``rank`` on ``targets`` of ``model``'s host (``model``: a host or a boosted model) and freeze
     the host's own weights (a boosted model's adapters keep their ``requires_grad``). ``alpha``: scale
     numerator (default ``rank``: scale 1). ``targets``: module names (default :func:`default_targets`).
-    ``host_name``: how errors name the host (its plug-in name). Returns :func:`lora_config`."""
+    ``host_name``: how errors name the host (its plug-in name). ``freeze=False`` leaves the host's
+    ``requires_grad`` as it is (to load recorded LoRA weights and merge them). Returns :func:`lora_config`."""
     host = _host(model)
     who = host_name or type(host).__name__
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
@@ -134,7 +135,8 @@ def add_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout: f
         except AttributeError:
             raise ConfigError(f"LoRA target {t!r} is not a submodule of host {who}") from None
         modules[t] = (m, _weight_name(m, t, who))
-    host.requires_grad_(False)
+    if freeze:
+        host.requires_grad_(False)
     for t, (m, wname) in modules.items():
         w = getattr(m, wname)
         update = LoRAUpdate(w.shape[0], w.shape[1], rank, alpha, float(dropout), device=w.device, dtype=w.dtype)
@@ -158,11 +160,11 @@ def check_config(cfg, what: str) -> dict:
     return cfg
 
 
-def apply_config(model: nn.Module, cfg: dict, what: str) -> None:
+def apply_config(model: nn.Module, cfg: dict, what: str, *, freeze: bool = True) -> None:
     """Re-create recorded LoRA (:func:`lora_config`) on a fresh host; a mismatch is a CheckpointError."""
     cfg = check_config(cfg, what)
     try:
-        add_lora(model, int(cfg["rank"]), cfg["alpha"], cfg["dropout"], cfg["targets"])
+        add_lora(model, int(cfg["rank"]), cfg["alpha"], cfg["dropout"], cfg["targets"], freeze=freeze)
     except ConfigError as e:
         raise CheckpointError(f"the LoRA in {what} does not fit this host: {e}") from None
 

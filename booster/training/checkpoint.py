@@ -23,7 +23,6 @@ from torch import nn
 
 from booster.backbone import check_identity, identity, load_backbone
 from booster.errors import CheckpointError
-
 from booster.lora import apply_config, lora_config
 
 from .boosting import backbone_of, is_boosted, load_trainable_state, trainable_state

@@ -70,6 +70,7 @@ def _is_model_file(path: str) -> bool:
 def _host_from_model_file(name: str, plugin, path: str, overrides: dict, task: dict):
     """The host a kit model file records (its architecture, ``overrides`` on top), its weights loaded exactly;
     the file's host, sources, sample rate and channels must be the recipe's (one line naming them)."""
+    from booster.lora import apply_config, merge_lora
     from booster.msst import load_exact
 
     from .checkpoint import check_meta, read_model_file
@@ -87,8 +88,10 @@ def _host_from_model_file(name: str, plugin, path: str, overrides: dict, task: d
         raise ConfigError(f"--model.pretrained {path!r} was made for {', '.join(differ)}; set the recipe's "
                           "--data.sources / --data.sample_rate / --data.channels to the file's")
     model = plugin.from_architecture(**{**meta["host"]["kwargs"], **overrides})
+    if meta.get("lora") is not None:   # a LoRA fine-tuned host starts from its weights with the LoRA folded in
+        apply_config(model, meta["lora"], f"--model.pretrained {path!r}", freeze=False)
     load_exact(model, state, f"--model.pretrained {path!r}")
-    return model
+    return merge_lora(model)
 
 
 def host_from_spec(spec: HostSpec | dict):

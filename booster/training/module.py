@@ -16,7 +16,7 @@ import torch
 
 from booster.backbone import backbone_features, load_backbone, resolve_layers
 from booster.errors import CheckpointError, ConfigError
-from booster.lora import lora_config
+from booster.lora import add_lora, lora_config, plugin_targets
 
 from . import boosting
 from .checkpoint import CKPT_KEY, EMA_KEY, check_meta, describe
@@ -77,7 +77,6 @@ class BoosterModule(L.LightningModule):
             options = {"train_host": not (freeze_host or lora_rank), **(boost_kwargs or {})}
             model = boost_host(host, model, load_backbone(backbone, backbone_seed), **options)
         if lora_rank:   # after boosting (boost sets the host's requires_grad); freezes the host's own weights
-            from booster.lora import add_lora, plugin_targets
             add_lora(model, lora_rank, lora_alpha, lora_dropout, plugin_targets(host, boosting.host_of(model)),
                      host_name=host)
         self.model = model

@@ -111,3 +111,21 @@ def test_fit_with_lora_then_separate_and_export_merged(stems_root, tmp_path, mon
         a, b, c = (sf.read(tmp_path / d / "song" / f"{s}.wav", dtype="float32")[0] for d in "abc")
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
         np.testing.assert_allclose(c, a, rtol=0, atol=1e-5)
+
+
+def test_a_lora_host_file_as_pretrained_starts_from_its_merged_weights(tmp_path):
+    """Plain-host LoRA fine-tuning, then `--model.pretrained that_file`: the next run's host is the tuned one."""
+    from booster.recipes.separation.module import SeparationModule
+    torch.manual_seed(0)
+    tuned = SeparationModule(host="bs_roformer", sources=SOURCES, segment=1.0, size="debug", lora_rank=4)
+    randomise(tuned.model)
+    path = tuned.separator().save(tmp_path / "tuned.safetensors")
+    assert "lora" in read_model_file(path)[0]
+    again = SeparationModule(host="bs_roformer", sources=SOURCES, segment=1.0, size="debug", pretrained=str(path),
+                             lora_rank=2)                              # a new LoRA on the merged host
+    assert lora_config(again.model)["rank"] == 2
+    x = mix()
+    with torch.no_grad():
+        tuned.model.eval(), again.model.eval()
+        torch.testing.assert_close(again.model(x), tuned.model(x), rtol=1e-5, atol=1e-6)
+        assert moved(tuned.model(x), remove_lora(tuned.model)(x))
