@@ -243,10 +243,3 @@ def onnx_form(model: nn.Module, chunk: int, *, boosted: bool = False) -> dict:
     runner): :mod:`booster.adapters._onnx_bs_roformer`."""
     from ._onnx_bs_roformer import onnx_form as form
     return form(model, chunk, boosted=boosted)
-
-
-def onnx_form(model: nn.Module, chunk: int, *, boosted: bool = False) -> dict:
-    """How ``booster export`` makes this BS-RoFormer an ONNX graph (STFT, complex masking and iSTFT in the
-    runner): :mod:`booster.adapters._onnx_bs_roformer`."""
-    from ._onnx_bs_roformer import onnx_form as form
-    return form(model, chunk, boosted=boosted)
