@@ -29,7 +29,9 @@ FEATURE_MARGIN = 2  # extra backbone frames each side of a chunk, so interpolati
 
 
 def chunk_starts(length: int, segment: int, overlap: float, hop: int = 1) -> tuple[list[int], int]:
-    """Start samples of the chunks covering ``[0, length)`` and the stride (a multiple of ``hop``)."""
+    """Start samples of the chunks covering ``[0, length)`` and the stride (a multiple of ``hop``): ``0,
+    stride, 2 stride, ...`` up to the first chunk that reaches ``length`` (an input no longer than
+    ``segment`` is one chunk)."""
     if not 0 <= overlap < 1 or not math.isfinite(overlap):
         raise ConfigError(f"overlap must be in [0, 1), got {overlap}")
     if segment < 1:
@@ -37,7 +39,8 @@ def chunk_starts(length: int, segment: int, overlap: float, hop: int = 1) -> tup
     if hop < 1 or segment % hop:
         raise ConfigError(f"the chunk length ({segment} samples) must be a multiple of the output hop ({hop})")
     stride = max(hop, int((1 - overlap) * segment) // hop * hop)
-    return list(range(0, max(length, 1), stride)), stride
+    count = 1 + max(0, -(-(length - segment) // stride))   # no chunk starts once one reaches the end
+    return [k * stride for k in range(count)], stride
 
 
 def triangle(n: int, power: float = 1.0, device=None) -> torch.Tensor:
@@ -67,10 +70,7 @@ def chunked_apply(read: Callable[[int, int], torch.Tensor], length: int, segment
     acc = wsum = weight = None
     done, blocks, bar = 0, [], None
     if progress:
-        from tqdm import tqdm
-        rate = sample_rate or 1
-        bar = tqdm(total=round(length / rate, 2), unit="s" if sample_rate else "samples", desc=desc,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}]")
+        bar = _bar(length, sample_rate, desc)
     try:
         for b in range(0, len(starts), batch_size):
             group = starts[b:b + batch_size]
@@ -119,6 +119,134 @@ def chunked_apply(read: Callable[[int, int], torch.Tensor], length: int, segment
         if bar is not None:
             bar.close()
     return torch.cat(blocks, -1) if emit is None else None
+
+
+# ---- MSST's chunking ---------------------------------------------------------------------------------
+CHUNKING_MODES = ("kit", "msst")
+
+
+def msst_step(segment: int, *, num_overlap: int | None = None, overlap: float | None = None) -> int:
+    """Samples between chunk starts in MSST's chunking: ``segment // num_overlap`` (MSST's
+    ``inference.num_overlap``); an ``overlap`` X given instead means ``num_overlap`` ``1 / (1 - X)`` when
+    that is a whole number (0.5 -> 2, 0.75 -> 4), else a step of ``floor(segment * (1 - X))``."""
+    if overlap is not None:
+        if not 0 <= overlap < 1 or not math.isfinite(overlap):
+            raise ConfigError(f"overlap must be in [0, 1), got {overlap}")
+        n = 1 / (1 - overlap)
+        if abs(n - round(n)) > 1e-6:
+            return max(1, int(segment * (1 - overlap)))
+        num_overlap = round(n)
+    if isinstance(num_overlap, bool) or not isinstance(num_overlap, int) or num_overlap < 1:
+        raise ConfigError(f"num_overlap must be a positive whole number, got {num_overlap!r}")
+    return max(1, segment // num_overlap)
+
+
+def msst_window(segment: int, first: bool, last: bool) -> torch.Tensor:
+    """``[segment]`` weights of MSST's ``demix``: ones with a linear fade from 0 over ``segment // 10``
+    samples at the start and to 0 at the end; no fade-in on the first chunk, else no fade-out on the last."""
+    fade = segment // 10
+    w = torch.ones(segment)
+    if fade:
+        if not first:
+            w[:fade] = torch.linspace(0, 1, fade)
+        if first or not last:
+            w[-fade:] = torch.linspace(1, 0, fade)
+    return w
+
+
+def _reflect_index(idx: torch.Tensor, length: int) -> torch.Tensor:
+    """Indices on a signal reflect-padded at both ends (no edge repeat) -> indices into ``[0, length)``."""
+    if length == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (length - 1)
+    idx = idx.abs() % period
+    return torch.where(idx >= length, period - idx, idx)
+
+
+def msst_apply(read: Callable[[int, int], torch.Tensor], length: int, segment: int,
+               run: Callable[[torch.Tensor, list[int]], torch.Tensor], *, step: int, batch_size: int = 1,
+               emit: Callable[[torch.Tensor], None] | None = None, progress: bool = False,
+               sample_rate: int | None = None, desc: str = "processing") -> torch.Tensor | None:
+    """MSST's chunked inference (``utils/model_utils.demix``, generic mode) over a waveform, streamed.
+
+    As :func:`chunked_apply` (``read``, ``run`` → ``[K, ..., segment]``, ``emit``), with MSST's rules: the
+    input is reflect-padded by ``border = segment - step`` at both ends when longer than two borders;
+    chunks start every ``step`` samples while below the padded length; a chunk running past the end is
+    padded by reflection when more than half of it is audio, else with zeros; each output is weighted by
+    :func:`msst_window` over its audio part and the weighted sum is divided by the weight sum (0/0 -> 0);
+    the border is cut off. Equal to MSST's ``demix`` with ``inference.batch_size`` 1 (larger MSST batches
+    drop the fades of every chunk in the first / last batch; here the weights never depend on
+    ``batch_size``). One exception: an input no longer than ``segment`` is one chunk, weight 1 (MSST
+    would run ``segment // step`` chunks over it). ``starts`` given to ``run`` are on the input's time
+    line (negative in the leading border).
+    """
+    if step < 1 or step > segment:
+        raise ConfigError(f"the chunk step must be in [1, {segment}] samples, got {step}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    length = max(int(length), 1)
+    border = segment - step
+    off = border if (length > 2 * border and border > 0 and length > segment) else 0
+    total = length + 2 * off
+    starts = [0] if length <= segment else list(range(0, total, step))   # on the padded time line
+    acc = wsum = None
+    done, blocks = 0, []    # done: padded samples finished so far
+    bar = _bar(length, sample_rate, desc) if progress else None
+
+    def chunk(i: int) -> torch.Tensor:           # [C, segment] of the padded input from i
+        n = min(segment, total - i)
+        idx = _reflect_index(torch.arange(i - off, i - off + n), length)
+        lo, hi = int(idx.min()), int(idx.max())
+        part = read(lo, hi - lo + 1)[..., idx - lo]
+        if n < segment:
+            if n > segment // 2:
+                part = torch.nn.functional.pad(part[None], (0, segment - n), mode="reflect")[0]
+            else:
+                part = torch.nn.functional.pad(part, (0, segment - n))
+        return part
+
+    try:
+        for b in range(0, len(starts), batch_size):
+            group = starts[b:b + batch_size]
+            outs = run(torch.stack([chunk(i) for i in group]), [i - off for i in group])
+            if outs.shape[0] != len(group) or outs.shape[-1] != segment:
+                raise AssertionError(f"model returned {tuple(outs.shape)} for {len(group)} chunks of {segment} "
+                                     "samples; MSST chunking needs a waveform out for each chunk")
+            for k, i in enumerate(group):
+                out = outs[k].float()
+                if acc is None:
+                    acc = torch.zeros(*out.shape[:-1], segment + step, device=out.device)
+                    wsum = torch.zeros(segment + step, device=out.device)
+                n = min(segment, total - i)
+                last = b + k == len(starts) - 1
+                w = torch.ones(segment) if len(starts) == 1 else msst_window(segment, i == 0, last)
+                w = w[:n].to(out.device)
+                acc[..., :n] += out[..., :n] * w
+                wsum[:n] += w
+                ready = (total if last else min(i + step, total)) - i    # finished from this chunk's start
+                block = torch.where(wsum[:ready] > 0, acc[..., :ready] / wsum[:ready].clamp_min(1e-30),
+                                    torch.zeros_like(acc[..., :ready]))
+                a, z = max(off - i, 0), min(off + length - i, ready)   # the input's part of it
+                if z > a:
+                    (blocks.append(block[..., a:z].clone()) if emit is None else emit(block[..., a:z]))
+                    done += z - a
+                    if bar is not None:
+                        bar.update(max(0.0, min(round((z - a) / (sample_rate or 1), 2), bar.total - bar.n)))
+                if not last:
+                    acc = torch.cat([acc[..., step:], torch.zeros_like(acc[..., :step])], -1)
+                    wsum = torch.cat([wsum[step:], torch.zeros_like(wsum[:step])])
+    finally:
+        if bar is not None:
+            bar.close()
+    if done != length:
+        raise AssertionError(f"MSST chunking emitted {done} samples for an input of {length}")
+    return torch.cat(blocks, -1) if emit is None else None
+
+
+def _bar(length: int, sample_rate: int | None, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=round(length / (sample_rate or 1), 2), unit="s" if sample_rate else "samples", desc=desc,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}]")
 
 
 def tensor_reader(x: torch.Tensor) -> Callable[[int, int], torch.Tensor]:

@@ -36,7 +36,7 @@ from booster.errors import AudioError, ConfigError
 from booster.features import Features
 
 from . import boosting
-from .chunking import chunk_features, chunked_apply, tensor_reader
+from .chunking import CHUNKING_MODES, chunk_features, chunked_apply, msst_apply, msst_step, tensor_reader
 
 CONTEXTS = ("chunk", "track")
 FEATURE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -67,13 +67,18 @@ class ChunkedInference:
     (default ``model(chunks)``). ``cache``: a ``booster.cache.FeatureCache`` used with ``cached=True``.
     ``context``: "chunk" (features per chunk, as in training) or "track" (once per track, sliced); see the
     module docstring. ``feature_dtype``: storage of track features in host memory ("float32", "float16").
+    ``chunking``: "kit" (triangle cross-fade, :func:`booster.training.chunking.chunked_apply`) or "msst"
+    (MSST's ``demix``, :func:`booster.training.chunking.msst_apply`; waveform outputs, ``hop`` 1) with
+    ``num_overlap`` (step ``segment // num_overlap``) unless ``overlap`` is given
+    (:func:`booster.training.chunking.msst_step`).
     """
 
     def __init__(self, model: nn.Module, *, sample_rate: int, channels: int, segment: float,
                  overlap: float = 0.25, hop: int = 1, batch_size: int = 4,
                  out_frames: Callable[[int], int] | None = None,
                  forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None, cache=None,
-                 context: str = "chunk", feature_dtype: str = "float32"):
+                 context: str = "chunk", feature_dtype: str = "float32", chunking: str = "kit",
+                 num_overlap: int | None = None):
         if context not in CONTEXTS:
             raise ConfigError(f"context must be one of {CONTEXTS}, got {context!r}")
         if feature_dtype not in FEATURE_DTYPES:
@@ -86,6 +91,22 @@ class ChunkedInference:
         self.out_frames = out_frames or (lambda n: -(-n // self.hop))
         self.forward = forward or (lambda m, x: m(x))
         self.context, self.feature_dtype = context, FEATURE_DTYPES[feature_dtype]
+        if chunking not in CHUNKING_MODES:
+            raise ConfigError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
+        self.chunking, self.step = chunking, None
+        if chunking == "msst":
+            if self.hop != 1:
+                raise ConfigError(f"MSST chunking is for waveform outputs (hop 1), got hop {self.hop}")
+            self.step = msst_step(self.segment, num_overlap=num_overlap,
+                                  overlap=None if num_overlap is not None else self.overlap)
+            self.overlap = 1 - self.step / self.segment
+
+    def _apply(self, read, length: int, run, **kw):
+        """The chunking mode's ``chunked_apply`` / ``msst_apply`` over a ``length``-sample input."""
+        if self.chunking == "msst":
+            return msst_apply(read, length, self.segment, run, step=self.step, batch_size=self.batch_size, **kw)
+        return chunked_apply(read, length, self.segment, run, overlap=self.overlap, hop=self.hop,
+                             out_frames=self.out_frames(length), batch_size=self.batch_size, **kw)
 
     @property
     def boosted(self) -> bool:
@@ -159,10 +180,8 @@ class ChunkedInference:
             xs = x.to(dev)
             if features is None:
                 features = self.track_features(xs, cached=cached)
-            out = chunked_apply(tensor_reader(xs), x.shape[-1], self.segment,
-                                self.runner(features, cached=cached), overlap=self.overlap, hop=self.hop,
-                                out_frames=self.out_frames(x.shape[-1]), batch_size=self.batch_size,
-                                progress=progress, sample_rate=self.sample_rate)
+            out = self._apply(tensor_reader(xs), x.shape[-1], self.runner(features, cached=cached),
+                              progress=progress, sample_rate=self.sample_rate)
         finally:
             self.model.train(was)
         return out.to(x.device)
@@ -175,9 +194,7 @@ class ChunkedInference:
         was = self.model.training
         self.model.eval()
         try:
-            chunked_apply(lambda a, n: read(a, n).to(dev), length, self.segment, self.runner(features),
-                          overlap=self.overlap, hop=self.hop, out_frames=self.out_frames(length),
-                          batch_size=self.batch_size, emit=emit, progress=progress,
-                          sample_rate=self.sample_rate, desc=desc)
+            self._apply(lambda a, n: read(a, n).to(dev), length, self.runner(features), emit=emit,
+                        progress=progress, sample_rate=self.sample_rate, desc=desc)
         finally:
             self.model.train(was)

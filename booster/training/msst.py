@@ -19,8 +19,10 @@ from .hosts import HostSpec, jsonable, load_plugin
 def load_msst(config_path: str | Path, checkpoint_path: str | Path, *,
               model_type: str | None = None) -> tuple[nn.Module, dict]:
     """``(host in eval mode, meta)``: ``meta["segment"]`` the config's chunk in seconds, ``meta["overlap"]``
-    ``1 - 1/inference.num_overlap``; ``model_type`` "bs_roformer" | "mel_band_roformer" (default: the
-    config's ``training.model_type``, else told by its model keys)."""
+    ``1 - 1/inference.num_overlap``, ``meta["chunking"]`` ``{"mode": "msst", "num_overlap": N}`` (so
+    ``booster separate`` chunks as MSST's ``demix``); ``model_type`` "bs_roformer" | "mel_band_roformer"
+    (default: the config's ``training.model_type``, else told by its model keys)."""
     kind, model, task = build_msst(config_path, checkpoint_path, model_type=model_type)
     spec = HostSpec(kind, jsonable(load_plugin(kind).architecture(model)))
-    return model, describe(TASK, spec, model, **task)
+    chunking = {"mode": "msst", "num_overlap": int(task["msst_num_overlap"])}   # separate chunks as MSST does
+    return model, describe(TASK, spec, model, chunking=chunking, **task)

@@ -35,6 +35,9 @@ class Separator(ChunkedInference):
         host = boosting.host_of(model)
         segment = segment or inference_segment(model, meta, chunk_seconds(meta["host"]["name"], host,
                                                                           meta.get("segment", 10.0)))
+        chunking = model_chunking(meta)
+        if chunking["mode"] == "msst" and "chunking" not in options:   # MSST's demix; --overlap X: its step
+            options.update(chunking="msst", num_overlap=chunking["num_overlap"] if overlap is None else None)
         overlap = default_overlap(meta) if overlap is None else overlap
         super().__init__(model, sample_rate=int(meta["sample_rate"]), channels=int(meta["channels"]),
                          segment=segment, overlap=overlap, batch_size=batch_size, cache=cache, **options)
@@ -220,6 +223,36 @@ def default_overlap(meta: dict) -> float:
         raise CheckpointError(f"the model's recorded overlap must be a number in [0, 1), got {value!r}; "
                               "pass --overlap")
     return float(value)
+
+
+def model_chunking(meta: dict) -> dict:
+    """The chunking a model records (``meta["chunking"]``, written by ``booster convert msst``): ``{"mode":
+    "msst", "num_overlap": N}`` (MSST's ``demix``), else ``{"mode": "kit"}`` (the kit's cross-fade)."""
+    value = meta.get("chunking")
+    if value is None:
+        return {"mode": "kit"}
+    n = value.get("num_overlap") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or value.get("mode") not in ("kit", "msst") or (
+            value["mode"] == "msst" and (isinstance(n, bool) or not isinstance(n, int) or n < 1)):
+        raise CheckpointError(f"the model's recorded chunking must be {{'mode': 'kit'}} or {{'mode': 'msst', "
+                              f"'num_overlap': N}} (N a positive whole number), got {value!r}")
+    return dict(value)
+
+
+def inherited_inference(pretrained: str | None) -> dict:
+    """What a model fine-tuned from a kit separator file (``--model.pretrained host.safetensors``, e.g.
+    ``booster convert msst``'s) keeps of its inference settings: its recorded ``overlap`` and ``chunking``
+    (``{}`` for anything else). The chunk length stays the fine-tune's training segment."""
+    import json
+
+    from booster.filechecks import check_safetensors_file
+    from booster.training.checkpoint import META_KEY
+    p = Path(pretrained).expanduser() if pretrained else None
+    if p is None or p.suffix != ".safetensors" or not p.is_file():
+        return {}
+    raw = check_safetensors_file(p, "--model.pretrained").get(META_KEY)   # the header only, not the weights
+    meta = json.loads(raw) if raw else {}
+    return {k: meta[k] for k in ("overlap", "chunking") if k in meta}
 
 
 def tta_forward(forward):

@@ -17,7 +17,7 @@ from booster.training import boosting
 from booster.training.module import BoosterModule
 
 from .evaluation import METRICS
-from .inference import Separator
+from .inference import Separator, inherited_inference
 
 DEFAULT_SOURCES = ["drums", "bass", "other", "vocals"]
 
@@ -66,8 +66,8 @@ class SeparationModule(BoosterModule):
     # ---- kit hooks -------------------------------------------------------------------------------
     def task_meta(self) -> dict:
         h = self.hparams
-        return {"sources": list(h.sources), "sample_rate": int(h.sample_rate), "channels": int(h.channels),
-                "segment": float(h.segment)}
+        return {**inherited_inference(h.pretrained), "sources": list(h.sources), "sample_rate": int(h.sample_rate),
+                "channels": int(h.channels), "segment": float(h.segment)}
 
     def evaluated(self) -> dict:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
