@@ -142,6 +142,26 @@ def default_input_fn(host: nn.Module, sample_rate: int | None = None) -> Callabl
     return input_fn
 
 
+FROZEN_BY_BOOSTER = "_booster_frozen"  # attribute of a host: names of the parameters train_host=False froze
+
+
+def set_host_trainable(host: nn.Module, train: bool) -> None:
+    """``train=False``: freeze every host parameter (the names of those it froze are kept on the host).
+    ``train=True``: unfreeze what an earlier ``train_host=False`` froze and nothing else: parameters the host
+    keeps frozen itself (Open-Unmix's STFT window, rotary frequencies) stay frozen. (Setting them trainable
+    made a boosted Open-Unmix train the window its loss's target spectrograms are computed with.)"""
+    frozen = set(getattr(host, FROZEN_BY_BOOSTER, ()))
+    if train:
+        for name, p in host.named_parameters():
+            if name in frozen:
+                p.requires_grad_(True)
+        frozen = set()
+    else:
+        frozen |= {name for name, p in host.named_parameters() if p.requires_grad}
+        host.requires_grad_(False)
+    host.__dict__[FROZEN_BY_BOOSTER] = sorted(frozen)
+
+
 class _SiteHook:
     """Forward (pre-)hook on a host submodule; inert unless its :class:`Boosted` owner is running."""
 
@@ -231,7 +251,7 @@ class Boosted(nn.Module):
         self.input_fn = input_fn or default_input_fn(host, sample_rate)
         self.span_fn = span_fn
         self._features: tuple[Features, float | None, float | None] | None = None
-        host.requires_grad_(self.train_host)
+        set_host_trainable(host, self.train_host)
         self.adapters = nn.ModuleList()
         self._handles = []
         for i, site in enumerate(sites):
