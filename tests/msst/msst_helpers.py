@@ -104,7 +104,14 @@ def msst_demix(model_fn, mix: torch.Tensor, chunk: int, num_overlap: int) -> tor
     reflection when more than half of it is audio, else with zeros; weights a linear fade over ``chunk // 10``
     samples at both ends (from 0 and to 0), none at the start of the first chunk, else none at the end of
     the last;
-    weighted sum / weight sum (0/0 -> 0); the border is cut off again."""
+    weighted sum / weight sum (0/0 -> 0); the border is cut off again.
+
+    Checked against MSST's code (ZFTurbo/Music-Source-Separation-Training at ccc011a, utils/model_utils.py
+    ``demix``, generic mode): its first / last tests are made per batch (``i - step == 0``, ``i >= length``),
+    so with ``inference.batch_size`` 1 they are this per-chunk rule; larger MSST batches drop the fades of
+    every chunk of the first / last batch. The older ``utils.demix_track`` differed: reflection only when
+    more than ``chunk // 2 + 1`` samples are audio, and a window edited in place (after the first chunk no
+    chunk fades in), fixed by MSST since."""
     step, fade = chunk // num_overlap, chunk // 10
     border, length = chunk - step, mix.shape[-1]
     padded = length > 2 * border and border > 0
