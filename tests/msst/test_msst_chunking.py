@@ -130,3 +130,9 @@ def test_a_fine_tune_from_a_converted_file_keeps_its_chunking(tmp_path):
     kept = inherited_inference(str(model))
     assert kept == {"overlap": pytest.approx(2 / 3), "chunking": {"mode": "msst", "num_overlap": 3}}
     assert inherited_inference(None) == {} and inherited_inference(str(tmp_path / "model.ckpt")) == {}
+    from booster.recipes.separation.module import SeparationModule
+    module = SeparationModule(host="mel_band_roformer", sources=["vocals"], sample_rate=SR, channels=2,
+                              segment=0.5, pretrained=str(model))
+    meta = module.description()
+    assert meta["chunking"] == {"mode": "msst", "num_overlap": 3} and meta["segment"] == 0.5
+    assert module.separator().chunking == "msst"
