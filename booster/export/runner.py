@@ -88,8 +88,9 @@ def triangle(n: int, power: float = 1.0) -> np.ndarray:
 
 
 def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
-    """Chunk starts covering ``[0, length)``: ``0, hop, 2 hop, ...`` while below ``length`` (at least one)."""
-    return list(range(0, max(length, 1), hop))
+    """Chunk starts covering ``[0, length)``: ``0, hop, 2 hop, ...`` up to the first chunk that reaches
+    ``length`` (an input no longer than ``chunk`` is one chunk), as ``booster.training.chunking.chunk_starts``."""
+    return [k * hop for k in range(1 + max(0, -(-(length - chunk) // hop)))]
 
 
 def chunked(x: np.ndarray, manifest: dict, run_batch: Callable[[np.ndarray], np.ndarray], *,
