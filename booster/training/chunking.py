@@ -177,7 +177,7 @@ def msst_apply(read: Callable[[int, int], torch.Tensor], length: int, segment: i
     the border is cut off. Equal to MSST's ``demix`` with ``inference.batch_size`` 1 (larger MSST batches
     drop the fades of every chunk in the first / last batch; here the weights never depend on
     ``batch_size``). One exception: an input no longer than ``segment`` is one chunk, weight 1 (MSST
-    would run ``segment // step`` chunks over it). ``starts`` given to ``run`` are on the input's time
+    would run several partly padded chunks over it). ``starts`` given to ``run`` are on the input's time
     line (negative in the leading border).
     """
     if step < 1 or step > segment:
@@ -190,7 +190,7 @@ def msst_apply(read: Callable[[int, int], torch.Tensor], length: int, segment: i
     total = length + 2 * off
     starts = [0] if length <= segment else list(range(0, total, step))   # on the padded time line
     acc = wsum = None
-    done, blocks = 0, []    # done: padded samples finished so far
+    done, blocks = 0, []    # done: input samples emitted so far
     bar = _bar(length, sample_rate, desc) if progress else None
 
     def chunk(i: int) -> torch.Tensor:           # [C, segment] of the padded input from i
@@ -228,7 +228,10 @@ def msst_apply(read: Callable[[int, int], torch.Tensor], length: int, segment: i
                                     torch.zeros_like(acc[..., :ready]))
                 a, z = max(off - i, 0), min(off + length - i, ready)   # the input's part of it
                 if z > a:
-                    (blocks.append(block[..., a:z].clone()) if emit is None else emit(block[..., a:z]))
+                    if emit is None:
+                        blocks.append(block[..., a:z].clone())
+                    else:
+                        emit(block[..., a:z])
                     done += z - a
                     if bar is not None:
                         bar.update(max(0.0, min(round((z - a) / (sample_rate or 1), 2), bar.total - bar.n)))

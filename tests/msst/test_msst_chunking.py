@@ -136,3 +136,12 @@ def test_a_fine_tune_from_a_converted_file_keeps_its_chunking(tmp_path):
     meta = module.description()
     assert meta["chunking"] == {"mode": "msst", "num_overlap": 3} and meta["segment"] == 0.5
     assert module.separator().chunking == "msst"
+
+
+def test_a_bad_chunking_record_is_one_line(tmp_path):
+    from booster.errors import CheckpointError
+    model, meta = load_model(_converted(tmp_path, "bs_roformer")[0], task="separation")
+    for bad in ({"mode": "msst"}, {"mode": "msst", "num_overlap": 0}, {"mode": "fancy"}, "msst"):
+        with pytest.raises(CheckpointError, match="recorded chunking") as e:
+            Separator(model, {**meta, "chunking": bad})
+        assert "\n" not in str(e.value)
