@@ -12,6 +12,7 @@ once in the official layout, as benchmarks/muq_large_costs.py does -- on its def
 
     python benchmarks/export.py --size debug --threads 1
     python benchmarks/export.py --size full --threads 1 --seconds 20     # once: minutes, ~6 GB RAM
+    python benchmarks/export.py --task transcription --size debug --threads 1 --seconds 30   # the transcriber
 
 Prints one JSON line per variant.
 """
@@ -77,7 +78,14 @@ def main() -> None:
     p.add_argument("--segment", type=float, default=6.0, help="training segment = export chunk (seconds)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variants", default="plain,boosted")
+    p.add_argument("--task", choices=["separation", "transcription"], default="separation",
+                   help="transcription: the transcriber's cases, benchmarks/export_transcription.py")
     a = p.parse_args()
+    if a.task == "transcription":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from export_transcription import main as transcription
+        sys.exit(transcription(["--sizes", a.size, "--variants", a.variants, "--threads", str(a.threads),
+                                "--seconds", str(a.seconds)]))
     import torch
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -195,8 +195,8 @@ def transcription_fields(host, *, boosted: bool) -> dict:
         "pitch_range": [int(low), int(high)],
         "pitches": f"row p of every head is MIDI pitch {low} + p",
         "dynamic_length": not boosted,
-        "short_input": ("a file shorter than one chunk runs as one chunk of its length rounded up to whole frames "
-                        "(and the starts that length's stride gives), as booster transcribe does" if not boosted else
+        "short_input": ("a file shorter than one chunk runs as one chunk of its length rounded up to whole frames, "
+                        "as booster transcribe does" if not boosted else
                         "the graph takes exactly one chunk: a shorter file is zero-padded to one chunk (booster "
                         "transcribe runs it at its own length, so notes near its end may differ)"),
         "decoding": {
