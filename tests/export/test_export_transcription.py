@@ -93,6 +93,14 @@ def test_manifest_transcription_fields(tmp_path):
     assert m["channels"] == 1 and m["sample_rate"] == 16000 and m["backbone"] is None and m["pre"] == []
 
 
+def test_a_boosted_chunk_longer_than_muqs_window_is_one_line(debug_muq, tmp_path):
+    from booster.errors import ConfigError
+    model, meta = debug_transcriber(debug_muq)
+    with pytest.raises(ConfigError, match="30-s window"):
+        tx.export_graphs(model, meta, tmp_path, chunk=31 * 16000)
+    assert not list(tmp_path.iterdir())
+
+
 def test_numpy_decoding_equals_the_recipes_on_random_rolls():
     rng = np.random.default_rng(0)
     total = 0
