@@ -39,8 +39,9 @@ def test_roundtrip_and_refusals(tmp_path):
 @pytest.mark.parametrize("length,chunk,overlap,hop,batch", [(10_000, 1000, 0.25, 1, 3), (777, 1000, 0.5, 1, 1),
                                                              (9_001, 1024, 0.25, 256, 2)])
 def test_chunked_equals_the_kits_chunked_apply(length, chunk, overlap, hop, batch):
-    x = torch.randn(2, length)
-    w = torch.randn(3, 2)
+    g = torch.Generator().manual_seed(length)
+    x = torch.randn(2, length, generator=g)
+    w = torch.randn(3, 2, generator=g)
 
     def model(chunks):   # a position-dependent "model": [K, C, chunk] -> [K, 3, chunk // hop]
         y = torch.einsum("nc,kcs->kns", w, chunks)
