@@ -182,15 +182,16 @@ def export_graphs(model, meta: dict, out_dir: Path, *, chunk: int, opset: int = 
                         channels=1, chunk=chunk, overlap=OVERLAP, graphs=[info], pre=[], post=[],
                         backbone=backbone_entry(model, meta))
     out["hop"] = stride(chunk, OVERLAP, hop)        # chunk starts on whole frames, as booster transcribe's
-    out.update(transcription_fields(host, boosted=boosted))
+    out.update(transcription_fields(host, boosted=boosted, frames=t))
     return out
 
 
-def transcription_fields(host, *, boosted: bool) -> dict:
-    """The manifest's transcription part: heads, frame grid, pitch range, decoding, short inputs."""
+def transcription_fields(host, *, boosted: bool, frames="T") -> dict:
+    """The manifest's transcription part: heads, frame grid, pitch range, decoding, short inputs. ``frames``:
+    the heads' T (a number for a fixed-length graph)."""
     hop, (low, high) = int(host.hop_length), host.pitch_range
     return {
-        "heads": {h: {"output": h, "shape": ["B", host.num_pitches, "T"], "meaning": MEANINGS[h]} for h in HEADS},
+        "heads": {h: {"output": h, "shape": ["B", host.num_pitches, frames], "meaning": MEANINGS[h]} for h in HEADS},
         "frame_rate": host.sample_rate / hop, "frame_hop": hop,
         "frames": f"T = S // {hop} + 1 frames per S samples; frame t is centred on sample t * {hop} "
                   f"(t / frame_rate s); chunk outputs cross-fade on this grid (chunk starts are multiples of {hop})",
