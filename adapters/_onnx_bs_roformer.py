@@ -11,8 +11,9 @@ also takes the chunk's audio ``mix`` ``[B, C, S]`` (what MuQ hears). The runner 
 each complex mask, zero-pads the bins outside ``freq_range`` and inverts the STFT (``hop * (T - 1)``
 samples, zero-padded to the chunk as :class:`RoformerSeparator` pads). The part inside the graph is
 BS-RoFormer's own forward between its STFT and its complex multiply, step for step on its own modules
-(:func:`_network`; tests/export check it against the model's forward). ``zero_dc`` and the MSST class layout
-are not exported (one-line error).
+(:func:`_network`; tests/export check it against the model's forward). ``zero_dc`` is a zero mask at the DC
+bin (the estimate is ``spec * mask``: the same zero). The MSST class layout has its own form
+(:mod:`booster.adapters._onnx_roformer_msst`).
 """
 from __future__ import annotations
 
@@ -20,17 +21,12 @@ import contextlib
 
 import torch
 
-from booster.errors import ConfigError
-
 
 def onnx_form(model, chunk: int, *, boosted: bool = False) -> dict:
     from .bs_roformer import RoformerSeparator
-    if not isinstance(model, RoformerSeparator):
-        raise ConfigError(f"this BS-RoFormer ({type(model).__name__}, MSST layout) cannot be exported to ONNX yet: "
-                          "only the PyPI bs-roformer layout (layout: pypi) has an export form")
-    if model.zero_dc:
-        raise ConfigError("this BS-RoFormer cannot be exported to ONNX: zero_dc=True zeroes a bin of the complex "
-                          "estimate, which the runner does not implement")
+    if not isinstance(model, RoformerSeparator):          # MSST class layout: its own form
+        from ._onnx_roformer_msst import onnx_form as msst_form
+        return msst_form(model, chunk, boosted=boosted)
     kw = model.stft_kwargs
     n_fft, hop = int(kw["n_fft"]), int(kw["hop_length"])
     win = int(kw.get("win_length") or n_fft)
@@ -73,7 +69,10 @@ def _network(model, spec):
     mask = torch.stack([fn(x) for fn in model.mask_estimators], dim=1)      # [B, N, T, F*C*2]
     n = mask.shape[1]
     mask = mask.reshape(b, n, t, f, c, 2)                          # 'b n t ((f s) c)'
-    return mask.permute(0, 1, 4, 3, 2, 5)                          # [B, N, C, F, T, 2]
+    mask = mask.permute(0, 1, 4, 3, 2, 5)                          # [B, N, C, F, T, 2]
+    if model.zero_dc and model.freq_slice.start == 0:              # the estimate's DC bin is zero: so is its mask
+        mask = torch.cat([torch.zeros_like(mask[:, :, :, :1]), mask[:, :, :, 1:]], dim=3)
+    return mask
 
 
 @contextlib.contextmanager

@@ -38,8 +38,9 @@ class RMSNorm(nn.Module):
 
 
 def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
-    """``[B, L, H * d]`` -> ``[B, H, L, d]``."""
-    return x.unflatten(-1, (h, -1)).transpose(1, 2)
+    """``[B, L, H * d]`` -> ``[B, H, L, d]`` (a reshape by the input's own sizes: an ONNX trace keeps B dynamic)."""
+    b, length, _ = x.shape
+    return x.reshape(b, length, h, -1).transpose(1, 2)
 
 
 class Attention(nn.Module):

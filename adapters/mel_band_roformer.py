@@ -252,3 +252,10 @@ def loss(model: nn.Module, mix: torch.Tensor, sources: torch.Tensor) -> torch.Te
     """Per-source Mel-Band-RoFormer loss ``[N]``: waveform L1 + ``multi_stft_resolution_loss_weight`` x the
     multi-resolution STFT L1 (the package's own loss, whose value is the mean of these over sources)."""
     return per_source_loss(model, model.host if isinstance(model, Boosted) else model, mix, sources)
+
+
+def onnx_form(model: nn.Module, chunk: int, *, boosted: bool = False) -> dict:
+    """How ``booster export`` makes this Mel-Band-RoFormer an ONNX graph (STFT, complex masking and iSTFT in
+    the runner, the mel bands' mask averaging in the graph): :mod:`booster.adapters._onnx_mel_band_roformer`."""
+    from ._onnx_mel_band_roformer import onnx_form as form
+    return form(model, chunk, boosted=boosted)
