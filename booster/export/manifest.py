@@ -16,7 +16,9 @@ between chunk starts), ``overlap`` (fraction, ``hop = max(1, int((1 - overlap) *
 ``latency`` (samples of input the first finished output sample needs: one chunk), ``graphs`` (``[{file,
 exporter, inputs: [{name, shape, dtype, meaning}], outputs: [...]}]``; ``shape`` entries are ints or the
 string "B"), ``pre`` / ``post`` (lists of steps, :mod:`booster.export.dsp`), ``backbone`` (``{name,
-identity, licence}`` or null) and the task's own fields (separation: ``sources``, ``output``).
+identity, licence}`` or null) and the task's own fields (separation: ``sources``, ``output``, ``chunking``:
+``{"mode": "kit"}``, or ``{"mode": "msst", "num_overlap", "step", "rule"}`` for a model converted from MSST,
+whose ``hop`` is then ``step`` and whose ``window`` is MSST's fades; absent means "kit").
 """
 from __future__ import annotations
 

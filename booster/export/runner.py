@@ -7,8 +7,10 @@ graph(s) and ``manifest.json`` that ``booster export`` wrote into DIR, the way t
 cut into chunks of ``chunk`` samples every ``hop`` samples (zero-padded past the end), the ``pre`` steps
 (:mod:`booster.export.dsp`) and the graph run on each batch of chunks, then the ``post`` steps, and the chunk
 outputs are cross-faded with the kit's triangle weights (:func:`chunked`, the same result as
-``booster.training.chunking.chunked_apply``). What is done per task (files written) lives in
-``booster.export.runner_<task>.process_file``. This file is the reference a C++ plug-in developer ports.
+``booster.training.chunking.chunked_apply``; a manifest whose ``chunking.mode`` is "msst", a model converted
+from Music-Source-Separation-Training, is chunked as MSST's ``demix``: :func:`msst_chunked`). What is done
+per task (files written) lives in ``booster.export.runner_<task>.process_file``. This file is the reference a
+C++ plug-in developer ports.
 """
 from __future__ import annotations
 
@@ -99,6 +101,10 @@ def chunked(x: np.ndarray, manifest: dict, run_batch: Callable[[np.ndarray], np.
     manifest's chunks, cross-faded with its triangle window. ``out_hop``: input samples per output frame
     (1: the output is audio; chunk starts are multiples of it); ``out_frames``: output length (default
     ``ceil(S / out_hop)``). Equal to ``booster.training.chunking.chunked_apply`` to float rounding."""
+    if manifest.get("chunking", {}).get("mode", "kit") == "msst":
+        if out_hop != 1:
+            raise CheckpointError(f"MSST chunking is for waveform outputs, not frames of {out_hop} samples")
+        return msst_chunked(x, manifest, run_batch, batch_size=batch_size)
     chunk, hop, length = int(manifest["chunk"]), int(manifest["hop"]), x.shape[-1]
     if hop % out_hop or chunk % out_hop:
         raise CheckpointError(f"manifest chunk {chunk} / hop {hop} are not multiples of the output hop {out_hop}")
@@ -124,6 +130,66 @@ def chunked(x: np.ndarray, manifest: dict, run_batch: Callable[[np.ndarray], np.
             acc[..., f0:f0 + n] += out * weight
             wsum[f0:f0 + n] += weight
     return acc[..., :total] / wsum[:total]
+
+
+def msst_window(n: int, first: bool, last: bool) -> np.ndarray:
+    """``[n]`` weights of MSST's ``demix`` (``booster.training.chunking.msst_window``): ones, a linear fade-in
+    over ``n // 10`` samples except on the first chunk, a fade-out except on the last (the first keeps it)."""
+    fade, w = n // 10, np.ones(n, np.float32)
+    if fade:
+        if not first:
+            w[:fade] = np.linspace(0, 1, fade, dtype=np.float32)
+        if first or not last:
+            w[-fade:] = np.linspace(1, 0, fade, dtype=np.float32)
+    return w
+
+
+def reflect_index(idx: np.ndarray, length: int) -> np.ndarray:
+    """Indices on a signal reflect-padded at both ends (no edge repeat) -> indices into ``[0, length)``."""
+    if length == 1:
+        return np.zeros_like(idx)
+    period = 2 * (length - 1)
+    idx = np.abs(idx) % period
+    return np.where(idx >= length, period - idx, idx)
+
+
+def msst_chunked(x: np.ndarray, manifest: dict, run_batch: Callable[[np.ndarray], np.ndarray], *,
+                 batch_size: int = 1) -> np.ndarray:
+    """``x`` ``[C, S]`` -> ``[..., S]`` by MSST's ``demix`` (manifest ``chunking.mode`` "msst", step
+    ``chunking.step``), as ``booster.training.chunking.msst_apply``: an input no longer than a chunk is one
+    chunk; else the input is reflect-padded by ``border = chunk - step`` at both ends (when longer than two
+    borders), chunks start every ``step`` samples below the padded length, a chunk past the end is
+    reflect-padded when more than half of it is audio (else zeros), outputs are weighted by
+    :func:`msst_window` over their audio part, summed and divided by the weight sum (0/0 -> 0)."""
+    chunk, step, length = int(manifest["chunk"]), int(manifest["chunking"]["step"]), x.shape[-1]
+    if not 1 <= step <= chunk:
+        raise CheckpointError(f"manifest chunking step {step} must be in [1, {chunk}] samples")
+    border = chunk - step
+    off = border if (length > 2 * border and border > 0 and length > chunk) else 0
+    total = length + 2 * off
+    padded = x[:, reflect_index(np.arange(-off, length + off), length)]           # [C, total]
+    starts = [0] if length <= chunk else list(range(0, total, step))
+    acc = wsum = None
+    for b in range(0, len(starts), batch_size):
+        group = starts[b:b + batch_size]
+        parts = np.zeros((len(group), x.shape[0], chunk), np.float32)
+        for k, i in enumerate(group):
+            piece = padded[:, i:i + chunk]
+            n = piece.shape[-1]
+            mode = "reflect" if n < chunk and n > chunk // 2 else "constant"
+            parts[k] = np.pad(piece, [(0, 0), (0, chunk - n)], mode=mode) if n < chunk else piece
+        outs = np.asarray(run_batch(parts), np.float32)
+        for k, i in enumerate(group):
+            if acc is None:
+                acc = np.zeros(outs.shape[1:-1] + (total,), np.float32)
+                wsum = np.zeros(total, np.float32)
+            n = min(chunk, total - i)
+            last = b + k == len(starts) - 1
+            w = (np.ones(chunk, np.float32) if len(starts) == 1 else msst_window(chunk, i == 0, last))[:n]
+            acc[..., i:i + n] += outs[k][..., :n] * w
+            wsum[i:i + n] += w
+    out = np.where(wsum > 0, acc / np.maximum(wsum, 1e-30), 0).astype(np.float32)
+    return out[..., off:off + length]
 
 
 def graph_runner(manifest: dict, sessions: dict) -> Callable[[np.ndarray], dict]:

@@ -31,7 +31,15 @@ from .graph import graph_module, to_onnx, weight_bytes
 from .manifest import MUQ_LICENCE, common_fields
 
 TASK = "separation"
-OVERLAP = 0.25        # booster separate's default
+# MSST's demix (booster.training.chunking.msst_apply), what the runner's msst_chunked does.
+MSST_RULE = ("an input no longer than `chunk` is one chunk, weight 1; else: border = chunk - step; when the input "
+             "is longer than 2 border, reflect-pad it (no edge repeat) by border at both ends; chunks start at "
+             "0, step, 2 step, ... while below the padded length; a chunk running past the end is reflect-padded "
+             "when more than chunk // 2 of it is audio, else zero-padded; each output's audio part is weighted "
+             "by `window`, summed, divided by the summed weights (0 where they are 0); the border is cut off")
+MSST_WINDOW = {"kind": "msst", "formula": "ones(chunk) with w[:fade] = linspace(0, 1, fade) except on the first "
+               "chunk and w[-fade:] = linspace(1, 0, fade) except on the last (a first chunk keeps its fade-out), "
+               "fade = chunk // 10"}
 
 
 def default_chunk_seconds(model, meta: dict) -> float:
@@ -89,9 +97,26 @@ def export_graphs(model, meta: dict, out_dir: Path, *, chunk: int, opset: int = 
                        exporter=form.get("exporter", "auto"), dynamic_batch=not batch)
     dtype = lambda items: [dict(i, dtype="float32") for i in items]   # noqa: E731
     graph = dict(info, inputs=dtype(form["inputs"]), outputs=dtype(form["outputs"]))
+    overlap, chunking = chunking_fields(meta, chunk)
     out = common_fields(task=TASK, host=meta["host"]["name"], boosted=boosting.is_boosted(model),
-                        sample_rate=int(meta["sample_rate"]), channels=channels, chunk=chunk, overlap=OVERLAP,
+                        sample_rate=int(meta["sample_rate"]), channels=channels, chunk=chunk, overlap=overlap,
                         graphs=[graph], pre=form["pre"], post=form["post"], backbone=backbone_entry(model, meta))
-    out.update(sources=list(meta["sources"]), output=form["output"],
+    if chunking["mode"] == "msst":
+        out.update(hop=chunking["step"], window=dict(MSST_WINDOW, fade=chunk // 10))
+    out.update(chunking=chunking, sources=list(meta["sources"]), output=form["output"],
                output_meaning=f"{form['output']} [B, N, C, {chunk}]: the N sources in the order of `sources`")
     return out
+
+
+def chunking_fields(meta: dict, chunk: int) -> tuple[float, dict]:
+    """``(overlap, chunking)`` as ``booster separate`` chunks this model: the kit's cross-fade at the model's
+    recorded overlap (default 0.25), or MSST's ``demix`` for a model that records ``{"mode": "msst",
+    "num_overlap": N}`` (``booster convert msst``): chunk starts ``step = chunk // N`` apart."""
+    from booster.recipes.separation.inference import default_overlap, model_chunking
+    from booster.training.chunking import msst_step
+    chunking = model_chunking(meta)
+    if chunking["mode"] != "msst":
+        return default_overlap(meta), {"mode": "kit"}
+    step = msst_step(chunk, num_overlap=int(chunking["num_overlap"]))
+    return 1 - step / chunk, {"mode": "msst", "num_overlap": int(chunking["num_overlap"]), "step": step,
+                              "rule": MSST_RULE}
