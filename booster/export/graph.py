@@ -128,10 +128,12 @@ def _no_fused_attention():
 def to_fp16(path: Path, external: bool) -> None:
     """Weights of the graph at ``path`` as float16, inputs and outputs kept float32 (onnxruntime's converter)."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(path))
-    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=external)
+    # ScatterElements with reduction "add" (Mel-Band-RoFormer's mask averaging) has no float16 CPU kernel: float32
+    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=external,
+                                    op_block_list=list(DEFAULT_OP_BLOCK_LIST) + ["ScatterElements"])
     for f in path.parent.glob(path.name + "*"):
         f.unlink()
     onnx.save_model(half, str(path), save_as_external_data=external,

@@ -2,6 +2,8 @@
 ONNX Runtime + the manifest's steps equal the PyTorch model on random chunks (relative error <= 1e-4, at
 another batch size than the export's), plain and boosted (debug MuQ, adapters perturbed); ``zero_dc`` (MSST's
 default) exports; the runner's stems on a file equal `booster separate`'s (below -60 dB)."""
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -110,8 +112,26 @@ def test_runner_stems_equal_booster_separate(roformer, tmp_path, name, boosted):
     sf.write(song, noise((int(2.3 * SR), 2), seed=3), SR, subtype="FLOAT")
     assert runner_main([str(folder), str(song), "-o", str(tmp_path / "onnx"), "--batch", "2"]) == 0
     assert main(["separate", str(song), "-o", str(tmp_path / "torch"), "--model", str(src), "--no-progress"]) == 0
+    assert json.loads((folder / "manifest.json").read_text())["chunking"] == {"mode": "kit"}
     for s in SOURCES:
         a, _ = sf.read(tmp_path / "onnx" / "song" / f"{s}.wav")
         b, _ = sf.read(tmp_path / "torch" / "song" / f"{s}.wav")
         assert a.shape == b.shape == (int(2.3 * SR), 2)
         assert 20 * np.log10(np.linalg.norm(a - b) / np.linalg.norm(b)) < -60
+
+
+def test_fp16_mel_band(roformer, tmp_path):
+    """--fp16 on a Mel-Band-RoFormer: the mask averaging's ScatterElements (no float16 CPU kernel for an add
+    reduction) stays float32 inside a float16 graph, and the stems stay within 1e-2 of the float32 graph's."""
+    import onnx
+    from booster.export import export_model
+    src, folder = roformer("mel_msst", False)
+    half = export_model(src, tmp_path / "half", fp16=True).parent
+    m16, s16 = load(half)
+    m32, s32 = load(folder)
+    x = noise((2, 2, m32["chunk"]))
+    a, b = graph_runner(m16, s16)(x)["stems"], graph_runner(m32, s32)(x)["stems"]
+    graph = onnx.load(str(half / "model.onnx")).graph
+    assert "ScatterElements" in {n.op_type for n in graph.node}
+    assert {onnx.TensorProto.DataType.Name(t.data_type) for t in graph.initializer} >= {"FLOAT16"}
+    assert 0 < _rel(a, b) <= 1e-2
