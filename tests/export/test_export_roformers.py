@@ -23,7 +23,8 @@ CASES = {   # name: (host, host_kwargs)
     "bs_msst": ("bs_roformer", {"layout": "msst"}),
 }
 EXTRA = {   # plain only: options the three cases above leave out
-    "mel_pypi_linear_zero_dc": ("mel_band_roformer", {"linear_transformer_depth": 1, "zero_dc": True}),
+    "mel_pypi_linear_zero_dc": ("mel_band_roformer", {"linear_transformer_depth": 1, "zero_dc": True,
+                                                      "num_residual_streams": 2}),   # hyper-connections too
     "mel_msst_linear": ("mel_band_roformer", {"layout": "msst", "linear_transformer_depth": 1}),
     "bs_pypi_zero_dc": ("bs_roformer", {"zero_dc": True}),
 }
@@ -92,9 +93,11 @@ def test_onnx_equals_torch(roformer, name, boosted):
 
 @pytest.mark.parametrize("name", list(EXTRA))
 def test_onnx_equals_torch_options(roformer, name):
-    """Linear attention, zero_dc on the PyPI layouts (BS-RoFormer's zero_dc was refused before)."""
+    """Linear attention, zero_dc on the PyPI layouts (BS-RoFormer's zero_dc was refused before), the PyPI
+    Mel-Band-RoFormer's residual streams (its full size has 4)."""
     model, *_ = _compare(roformer, name, False)
-    assert boosting.host_of(model).zero_dc is bool(EXTRA[name][1].get("zero_dc", True))
+    host = boosting.host_of(model)
+    assert host.zero_dc is True and all(host.init_kwargs[k] == v for k, v in EXTRA[name][1].items())
 
 
 def test_mel_bands_overlap_and_are_averaged(roformer):
