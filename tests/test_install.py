@@ -47,7 +47,8 @@ def test_a_torchaudio_that_does_not_load_is_one_clear_error():
         "        if name == 'torchaudio':\n"
         "            raise OSError('libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace')\n"
         "sys.meta_path.insert(0, Broken())\n"
-        "import booster\n")
+        "import booster\n"          # the package is lazy (PEP 562): torchaudio loads with the first MuQ use
+        "booster.MuQ\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
