@@ -23,16 +23,15 @@ multi-resolution STFT distance to the reference mix, lower is better), mean over
 report also holds ``si_sdr`` (dB, higher is better) per arm under ``"also"``.
 
 Adapter learning rate 10x the host's (``adapter_lr``, as the recipe's boosted configs set it): at the host's
-1e-3 the zero-initialised gates move by at most about 1e-3 per step (Adam), and after 300 steps the adapter's change of
-the bottleneck has about 5 % of the bottleneck's own spread (0.02 vs 0.35-0.4), too little to matter; at 1e-2
-it is comparable (0.5-0.7). What this measures is a head start: the plain host catches up and passes the
-teacher with more steps (seed 0: plain 0.623 vs boosted 0.610 at 450 steps, 0.520 vs 0.517 at 900; the
-teacher plateaus near 0.62-0.66, capped by hearing only the mono sum), and the host is not short of data
-(2 clips instead of 6: 0.532 at 900 steps). The default run (3 seeds, one thread, shared machine: 11.4 min):
-teacher 0.681; plain 0.732 +- 0.111, boosted 0.686 +- 0.078, shifted 0.724 +- 0.105 -- boosted is better on
-every seed (paired gains 0.075, 0.051, 0.009; the shift keeps 0.009, 0.018, -0.002 of them), but the seed
-intervals overlap and the third seed's plain host (0.617) already beats the teacher: issue 20's criterion is
-not met for mixing.
+1e-3 the zero-initialised gates move by at most about 1e-3 per step (Adam), and after 300 steps the adapter's
+change of the bottleneck has about 5 % of the bottleneck's own spread (0.02 vs 0.35-0.4), too little to matter;
+at 1e-2 it is comparable (0.5-0.7). What this measures is a head start: the plain host catches up and passes the
+teacher with more steps (seed 0: plain 0.623 vs boosted 0.610 at 450 steps, 0.520 vs 0.517 at 900; the teacher
+plateaus near 0.62-0.66, capped by hearing only the mono sum), and the host is not short of data (2 clips
+instead of 6: 0.532 at 900 steps). The default run (3 seeds, one thread, shared machine: 11.4 min): teacher
+0.681; plain 0.732 +- 0.111, boosted 0.686 +- 0.078, shifted 0.724 +- 0.105 -- boosted is better on every seed
+(paired gains 0.075, 0.051, 0.009; the shift keeps 0.009, 0.018, -0.002 of them), but the seed intervals overlap
+and the third seed's plain host (0.617) already beats the teacher: issue 20's criterion is not met for mixing.
 """
 from __future__ import annotations
 
